@@ -1,0 +1,283 @@
+// One validated build configuration: built-in defaults -> optional YAML file -> CLI flags.
+// Everything Packer and the provisioners see is derived from the object this module returns.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { cidrsOverlap, isCidr } from './net.ts';
+
+/** The agent's overlay network; Docker's address pools must stay clear of it. */
+export const AGENT_OVERLAY_CIDR = '10.69.0.0/16';
+
+const cidr = z.string().refine(isCidr, { message: 'must be an IPv4 CIDR such as 172.30.0.0/16' });
+const name = (re: RegExp, what: string) => z.string().regex(re, { message: `must be ${what}` });
+
+const addressPool = z
+  .object({
+    base: cidr,
+    size: z.number().int().min(16).max(30),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    target: z.enum(['local', 'aws']).default('local'),
+    output_dir: z.string().min(1).default('output'),
+    image: z
+      .object({
+        name: name(/^[a-z0-9][a-z0-9-]{2,62}$/, 'lower-case letters, digits and dashes (3-63 characters)').default(
+          'syntropy-agent-debian13',
+        ),
+        version: name(/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/, 'a semantic version such as 1.2.3').default('0.1.0'),
+        disk_gib: z.number().int().min(4).max(1024).default(8),
+      })
+      .strict()
+      .default({}),
+    debian: z
+      .object({
+        suite: z.enum(['trixie']).default('trixie'),
+        mirror: z.string().url().default('http://deb.debian.org/debian'),
+        security_mirror: z.string().url().default('http://deb.debian.org/debian-security'),
+      })
+      .strict()
+      .default({}),
+    ssh: z
+      .object({
+        port: z.number().int().min(1).max(65535).default(22),
+        user: z.enum(['admin']).default('admin'),
+      })
+      .strict()
+      .default({}),
+    docker: z
+      .object({
+        address_pools: z
+          .array(addressPool)
+          .min(1)
+          .default([{ base: '172.30.0.0/16', size: 24 }]),
+        log_max_size: name(/^\d+[kmg]$/, 'a size such as 10m').default('10m'),
+        log_max_file: z.number().int().min(1).max(100).default(3),
+      })
+      .strict()
+      .default({}),
+    agent: z
+      .object({
+        image: name(/^[a-z0-9]+([._/-][a-z0-9]+)*$/, 'a registry repository such as syntropynet/agent').default(
+          'syntropynet/agent',
+        ),
+        tag: name(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'a Docker tag such as stable').default('stable'),
+        digest: z
+          .union([z.literal(''), name(/^sha256:[a-f0-9]{64}$/, 'empty or sha256:<64 hex digits>')])
+          .default(''),
+        network_api: z.enum(['none', 'docker', 'host', 'kubernetes']).default('none'),
+      })
+      .strict()
+      .default({}),
+    hardening: z
+      .object({
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    local: z
+      .object({
+        accelerator: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+        cpus: z.number().int().min(1).max(64).default(2),
+        memory_mib: z.number().int().min(512).max(65536).default(2048),
+        base_disk_gib: z.number().int().min(2).max(64).default(3),
+        ssh_timeout: name(/^\d+[smh]$/, 'a duration such as 20m').default('20m'),
+        headless: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    aws: z
+      .object({
+        region: name(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region such as us-east-1').default('us-east-1'),
+        instance_type: name(/^[a-z0-9]+\.[a-z0-9]+$/, 'an EC2 instance type such as t3.small').default('t3.small'),
+        source_ami_owner: name(/^\d{12}$/, 'a 12-digit AWS account ID').default('136693071363'),
+        source_ami_name: z.string().min(1).default('debian-13-amd64-*'),
+        root_volume_type: z.enum(['gp3']).default('gp3'),
+        encrypt_boot: z.boolean().default(false),
+        kms_key_id: z.string().default(''),
+        ami_regions: z.array(name(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region')).default([]),
+        ami_users: z.array(name(/^\d{12}$/, 'a 12-digit AWS account ID')).default([]),
+        subnet_id: z.union([z.literal(''), name(/^subnet-[0-9a-f]+$/, 'empty or subnet-<hex>')]).default(''),
+        ssh_source_cidrs: z.array(cidr).default([]),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    cfg.docker.address_pools.forEach((pool, i) => {
+      if (cidrsOverlap(pool.base, AGENT_OVERLAY_CIDR)) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['docker', 'address_pools', i, 'base'],
+          message: `overlaps the agent's overlay network ${AGENT_OVERLAY_CIDR}; pick a range outside it`,
+        });
+      }
+    });
+    if (cfg.aws.kms_key_id !== '' && !cfg.aws.encrypt_boot) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['aws', 'kms_key_id'],
+        message: 'is set but aws.encrypt_boot is false; enable encryption or clear the key',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.ZodIssue, schemaKeys: (path: (string | number)[]) => string[]): string {
+  const field = issue.path.join('.') || '(top level)';
+  switch (issue.code) {
+    case z.ZodIssueCode.invalid_enum_value:
+      return `${field}: expected one of ${issue.options.map(String).join(', ')}; got ${JSON.stringify(issue.received)}`;
+    case z.ZodIssueCode.unrecognized_keys:
+      return issue.keys
+        .map((k) => {
+          const at = [...issue.path, k].join('.');
+          const allowed = schemaKeys(issue.path);
+          return `${at}: unknown key (allowed here: ${allowed.join(', ')})`;
+        })
+        .join('\n');
+    case z.ZodIssueCode.invalid_type:
+      return `${field}: expected ${issue.expected}, got ${issue.received}`;
+    case z.ZodIssueCode.too_small:
+    case z.ZodIssueCode.too_big:
+      return `${field}: ${issue.message.replace(/^(Number|String|Array) /, '').toLowerCase()}`;
+    default:
+      return `${field}: ${issue.message}`;
+  }
+}
+
+/** Keys the schema allows at a path, for "unknown key" messages. */
+function allowedKeysAt(path: (string | number)[]): string[] {
+  let node: z.ZodTypeAny = ConfigSchema;
+  const unwrap = (t: z.ZodTypeAny): z.ZodTypeAny => {
+    for (;;) {
+      if (t instanceof z.ZodEffects) t = t.innerType();
+      else if (t instanceof z.ZodDefault) t = t._def.innerType;
+      else if (t instanceof z.ZodOptional) t = t.unwrap();
+      else return t;
+    }
+  };
+  node = unwrap(node);
+  for (const seg of path) {
+    if (node instanceof z.ZodObject) node = unwrap(node.shape[seg as string]);
+    else if (node instanceof z.ZodArray) node = unwrap(node.element);
+    else return [];
+  }
+  return node instanceof z.ZodObject ? Object.keys(node.shape) : [];
+}
+
+export function validateConfig(raw: unknown, source: string): Config {
+  const result = ConfigSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${describeIssue(i, allowedKeysAt)}`);
+    throw new ConfigError(`invalid configuration (${source}):\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** Parses a YAML config file; errors name the file, line and column. */
+export function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const pos = first.linePos?.[0];
+    const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
+    throw new ConfigError(`malformed YAML in ${where}: ${first.message.split('\n')[0]}`);
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`config file ${file} must hold a mapping at the top level, not ${Array.isArray(value) ? 'a list' : typeof value}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep merge where later layers win; lists are replaced, not concatenated. */
+export function mergeLayers(...layers: Plain[]): Plain {
+  const out: Plain = {};
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      const prev = out[k];
+      out[k] = isPlain(prev) && isPlain(v) ? mergeLayers(prev, v) : v;
+    }
+  }
+  return out;
+}
+
+/** Turns `a.b.c=value` into a nested object; the value is read as a YAML scalar/flow value. */
+export function parseSetFlag(expr: string): Plain {
+  const eq = expr.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set expects key.path=value, got ${JSON.stringify(expr)}`);
+  const path = expr.slice(0, eq).split('.');
+  if (path.some((p) => !/^[a-z0-9_]+$/.test(p))) {
+    throw new ConfigError(`--set key ${JSON.stringify(expr.slice(0, eq))} is not a dotted path of lower-case keys`);
+  }
+  const doc = parseDocument(expr.slice(eq + 1));
+  if (doc.errors.length > 0) throw new ConfigError(`--set ${path.join('.')}: value is not valid YAML`);
+  let value: unknown = doc.toJS();
+  for (const seg of [...path].reverse()) value = { [seg]: value };
+  return value as Plain;
+}
+
+export interface CliConfigInput {
+  configFile?: string;
+  /** Dotted overrides from --set and the named shortcut flags, applied in order. */
+  overrides?: Plain[];
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** sha256 of the resolved config, recorded in the build manifest. */
+  hash: string;
+  sources: string[];
+}
+
+export function loadConfig(input: CliConfigInput): LoadedConfig {
+  const sources = ['defaults'];
+  const layers: Plain[] = [];
+  if (input.configFile) {
+    layers.push(readConfigFile(input.configFile));
+    sources.push(input.configFile);
+  }
+  const overrides = input.overrides ?? [];
+  if (overrides.length > 0) sources.push('command line');
+  layers.push(...overrides);
+  const config = validateConfig(mergeLayers(...layers), sources.join(' -> '));
+  return { config, hash: configHash(config), sources };
+}
+
+export function configHash(config: Config): string {
+  return createHash('sha256').update(stableStringify(config)).digest('hex');
+}
+
+export function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (isPlain(v)) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(v[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
