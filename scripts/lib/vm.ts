@@ -1,0 +1,135 @@
+// A local guest on a copy-on-write overlay of an image, with the IMDS double forwarded and
+// SSH on a loopback port. Used to smoke-boot images and by the boot tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { $ } from 'zx';
+import { ImdsDouble, imdsNetdev, type ImdsOptions } from './imds.ts';
+import { accelArgs, ec2Smbios, type Accelerator } from './qemu.ts';
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface SshKey {
+  privateKey: string;
+  publicKey: string;
+}
+
+/** A throwaway ed25519 key pair in a private directory. */
+export async function throwawayKey(dir: string, comment: string): Promise<SshKey> {
+  const privateKey = join(dir, 'id_ed25519');
+  await $`ssh-keygen -q -t ed25519 -N ${''} -C ${comment} -f ${privateKey}`;
+  chmodSync(privateKey, 0o600);
+  return { privateKey, publicKey: readFileSync(`${privateKey}.pub`, 'utf8').trim() };
+}
+
+export interface VmOptions {
+  image: string;
+  accel: Accelerator;
+  cpus?: number;
+  memoryMib?: number;
+  imds?: ImdsOptions;
+  /** Write guest changes to an overlay (default) instead of the image itself. */
+  overlay?: boolean;
+}
+
+export class LocalVm {
+  readonly dir: string;
+  readonly imds: ImdsDouble;
+  readonly serialLog: string;
+  sshPort = 0;
+  key: SshKey | null = null;
+  private proc: ChildProcess | null = null;
+  private exited: Promise<number | null> | null = null;
+
+  constructor(private readonly opts: VmOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), 'syntropy-vm-'));
+    this.imds = new ImdsDouble(opts.imds);
+    this.serialLog = join(this.dir, 'serial.log');
+  }
+
+  async start(): Promise<void> {
+    this.key = await throwawayKey(this.dir, 'syntropy-boot-test');
+    this.imds.setPublicKeys({ 'boot-test': this.key.publicKey });
+    const imdsPort = await this.imds.start();
+    this.sshPort = await freePort();
+    let disk = this.opts.image;
+    if (this.opts.overlay !== false) {
+      disk = join(this.dir, 'overlay.qcow2');
+      await $`qemu-img create -q -f qcow2 -F qcow2 -b ${this.opts.image} ${disk}`;
+    }
+    const args = [
+      '-machine', 'type=pc', '-m', String(this.opts.memoryMib ?? 1024), '-smp', String(this.opts.cpus ?? 2),
+      ...accelArgs(this.opts.accel).flat(),
+      '-nodefaults', '-display', 'none', '-vga', 'none',
+      '-drive', `file=${disk},if=virtio,format=qcow2,discard=unmap`,
+      '-netdev', imdsNetdev({ id: 'net0', imdsPort, hostfwd: [`tcp:127.0.0.1:${this.sshPort}-:22`] }),
+      '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56',
+      '-smbios', ec2Smbios(),
+      '-serial', `file:${this.serialLog}`,
+    ];
+    writeFileSync(this.serialLog, '');
+    this.proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    this.proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    this.exited = new Promise((resolve) => this.proc!.on('exit', (code) => resolve(code)));
+    void this.exited.then((code) => {
+      if (code !== 0 && code !== null && stderr) process.stderr.write(`qemu exited ${code}: ${stderr}\n`);
+    });
+  }
+
+  serial(): string {
+    return existsSync(this.serialLog) ? readFileSync(this.serialLog, 'utf8') : '';
+  }
+
+  sshArgs(): string[] {
+    if (!this.key) throw new Error('VM not started');
+    return [
+      '-i', this.key.privateKey, '-p', String(this.sshPort),
+      '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-o', 'ConnectTimeout=5', '-o', 'BatchMode=yes', 'admin@127.0.0.1',
+    ];
+  }
+
+  async ssh(command: string, input?: string): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+    const r = await $({ input, nothrow: true, quiet: true })`ssh ${this.sshArgs()} ${command}`;
+    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode ?? -1 };
+  }
+
+  /** Waits until `ssh true` succeeds; fails early if QEMU dies. */
+  async waitForSsh(timeoutMs: number): Promise<number> {
+    const t0 = Date.now();
+    let dead = false;
+    void this.exited?.then(() => (dead = true));
+    while (Date.now() - t0 < timeoutMs) {
+      if (dead) throw new Error(`guest exited before SSH came up; serial log tail:\n${this.serial().slice(-2000)}`);
+      const r = await this.ssh('true');
+      if (r.exitCode === 0) return Date.now() - t0;
+      await new Promise((res) => setTimeout(res, 2000));
+    }
+    throw new Error(`SSH not up after ${timeoutMs / 1000}s; serial log tail:\n${this.serial().slice(-2000)}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null) {
+      this.proc.kill('SIGTERM');
+      await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+    }
+    await this.imds.stop();
+  }
+
+  cleanup(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
