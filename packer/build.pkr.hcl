@@ -1,0 +1,74 @@
+# One build, two sources, the same provisioners. Each script is one verb (packer/provisioners/).
+
+build {
+  sources = ["source.qemu.local", "source.amazon-ebs.aws"]
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env
+    script           = "${var.repo_root}/packer/provisioners/wait-cloud-init.sh"
+  }
+
+  # Staging area for files the scripts install; sanitize.sh removes it.
+  provisioner "shell" {
+    inline = ["mkdir -p /var/tmp/syntropy-build"]
+  }
+
+  provisioner "file" {
+    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", var.firstboot_dir]
+    destination = "/var/tmp/syntropy-build/"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env
+    scripts = [
+      "${var.repo_root}/packer/provisioners/update-system.sh",
+      "${var.repo_root}/packer/provisioners/install-rootfs.sh",
+      "${var.repo_root}/packer/provisioners/install-docker.sh",
+      "${var.repo_root}/packer/provisioners/install-firstboot.sh",
+    ]
+  }
+
+  # Local target: the agent test double, built on the host from Debian packages.
+  provisioner "file" {
+    only        = ["qemu.local"]
+    source      = var.agent_archive
+    destination = "/var/tmp/syntropy-build/agent-image.tar"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env
+    scripts = [
+      "${var.repo_root}/packer/provisioners/preload-agent.sh",
+      "${var.repo_root}/packer/provisioners/harden.sh",
+      "${var.repo_root}/packer/provisioners/sanitize.sh",
+      "${var.repo_root}/packer/provisioners/collect-manifest.sh",
+    ]
+  }
+
+  # collect-manifest.sh writes under /run, which is not part of the image.
+  provisioner "file" {
+    direction   = "download"
+    source      = "/run/syntropy-build/out/"
+    destination = "${var.manifest_dir}/"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env
+    script           = "${var.repo_root}/packer/provisioners/validate.sh"
+  }
+
+  post-processor "manifest" {
+    output     = "${var.manifest_dir}/packer-manifest.json"
+    strip_path = false
+    custom_data = {
+      build_id     = var.build_id
+      git_sha      = var.git_sha
+      agent_ref    = var.agent_ref
+      agent_digest = var.agent_digest
+    }
+  }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Records what the image contains (packages, kernel, agent image, disk use) for the build manifest.
+# Why: every image must be traceable to exact package versions and the agent digest.
+set -euo pipefail
+out=/run/syntropy-build/out
+install -d -m 0755 "$out"
+
+dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/packages.tsv"
+{
+  echo "running=$(uname -r)"
+  dpkg-query -W -f '${Package}=${Version}\n' 'linux-image-*' 2>/dev/null | grep -v '=$' || true
+} > "$out/kernel.txt"
+cp /etc/os-release "$out/os-release"
+cp /etc/syntropy/agent-image.lock "$out/agent-image.lock"
+df -B1 --output=used,size / | tail -n 1 | awk '{ printf "{\"used_bytes\": %s, \"size_bytes\": %s}\n", $1, $2 }' > "$out/rootfs.json"
+echo "collect-manifest: $(wc -l < "$out/packages.tsv") packages, rootfs $(df -h --output=used / | tail -n 1 | tr -d ' ') used"

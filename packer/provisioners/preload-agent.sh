@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Preloads the agent image into Docker and writes the lock file first boot verifies.
+# Why: first boot must start the agent with no registry access, from exactly this image.
+set -euo pipefail
+: "${SYNTROPY_TARGET:?}" "${AGENT_REF:?}" "${AGENT_DIGEST:?}" "${SYNTROPY_STAGING:?}"
+
+case "$SYNTROPY_TARGET" in
+  local)
+    # The test double archive built on the host; its image ID is the digest it is pinned to.
+    docker load -i "$SYNTROPY_STAGING/agent-image.tar"
+    source_kind=archive
+    ;;
+  aws)
+    docker pull "$AGENT_REF"
+    source_kind=registry
+    ;;
+  *) echo "preload-agent: unknown target '$SYNTROPY_TARGET'" >&2; exit 1 ;;
+esac
+
+image_id=$(docker image inspect --format '{{.Id}}' "$AGENT_REF")
+if [[ "$source_kind" == archive ]]; then
+  [[ "$image_id" == "$AGENT_DIGEST" ]] || { echo "preload-agent: loaded image $image_id, expected $AGENT_DIGEST" >&2; exit 1; }
+else
+  docker image inspect --format '{{join .RepoDigests "\n"}}' "$AGENT_REF" | grep -qx -- "${AGENT_REF%@*}@$AGENT_DIGEST" \
+    || { echo "preload-agent: pulled image does not carry digest $AGENT_DIGEST" >&2; exit 1; }
+fi
+
+install -d -m 0755 /etc/syntropy
+cat > /etc/syntropy/agent-image.lock.new <<LOCK
+# Written at bake time. First boot starts the agent only from this exact image.
+AGENT_IMAGE_REF=$AGENT_REF
+AGENT_IMAGE_DIGEST=$AGENT_DIGEST
+AGENT_IMAGE_ID=$image_id
+AGENT_IMAGE_SOURCE=$source_kind
+LOCK
+chmod 0644 /etc/syntropy/agent-image.lock.new
+mv /etc/syntropy/agent-image.lock.new /etc/syntropy/agent-image.lock
+echo "preload-agent: $AGENT_REF ($image_id) from $source_kind"

@@ -1,0 +1,88 @@
+# The two targets. Both run the same provisioner list (build.pkr.hcl).
+
+# Local: the project's own Debian 13 base disk under QEMU. The guest's 169.254.169.254:80 is
+# forwarded to the IMDS double on loopback (qemu_netdev), so nothing leaves the machine.
+source "qemu" "local" {
+  disk_image       = true
+  iso_url          = var.qemu_base_disk
+  iso_checksum     = "sha256:${var.qemu_base_disk_sha256}"
+  use_backing_file = false
+  disk_size        = "${var.disk_gib}G"
+  format           = "qcow2"
+  disk_interface   = "virtio"
+  net_device       = "virtio-net"
+  accelerator      = "none"
+  cpus             = var.qemu_cpus
+  memory           = var.qemu_memory_mib
+  headless         = var.qemu_headless
+  vm_name          = "${var.image_name}.qcow2"
+  output_directory = var.qemu_output_directory
+  qemuargs = concat([
+    ["-netdev", var.qemu_netdev],
+    ["-smbios", var.qemu_smbios],
+    ["-serial", "file:${var.qemu_serial_log}"],
+  ], local.qemu_accel_args)
+
+  communicator         = "ssh"
+  ssh_username         = var.ssh_username
+  ssh_private_key_file = var.qemu_ssh_private_key_file
+  ssh_timeout          = var.qemu_ssh_timeout
+  shutdown_command     = "sudo systemctl poweroff"
+  shutdown_timeout     = "5m"
+}
+
+# AWS: Debian's official Debian 13 AMI, found by filter.
+source "amazon-ebs" "aws" {
+  region        = var.aws_region
+  instance_type = var.aws_instance_type
+  subnet_id     = var.aws_subnet_id
+  source_ami_filter {
+    filters = {
+      name                = var.aws_source_ami_name
+      architecture        = "x86_64"
+      virtualization-type = "hvm"
+      root-device-type    = "ebs"
+    }
+    owners      = [var.aws_source_ami_owner]
+    most_recent = true
+  }
+  ssh_username = var.ssh_username
+
+  ami_name                = local.image_full_name
+  ami_description         = "Syntropy agent appliance ${var.image_version} on CIS-hardened Debian 13 (${var.git_sha})"
+  ami_virtualization_type = "hvm"
+  ena_support             = true
+  sriov_support           = true
+  encrypt_boot            = var.aws_encrypt_boot
+  kms_key_id              = var.aws_kms_key_id
+  ami_regions             = var.aws_ami_regions
+  ami_users               = var.aws_ami_users
+
+  launch_block_device_mappings {
+    device_name           = "/dev/xvda"
+    volume_size           = var.disk_gib
+    volume_type           = var.aws_root_volume_type
+    iops                  = 3000
+    throughput            = 125
+    delete_on_termination = true
+  }
+
+  temporary_security_group_source_cidrs = var.aws_ssh_source_cidrs
+
+  # packer-compat: modern-only begin
+  # Packer 1.6's built-in amazon-ebs lacks these; scripts/build.ts strips this span for it and
+  # compensates (IMDSv2-only set on the AMI through the EC2 API, SSH CIDRs required in config).
+  imds_support = "v2.0"
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+  temporary_security_group_source_public_ip = length(var.aws_ssh_source_cidrs) == 0
+  # packer-compat: modern-only end
+
+  tags            = local.image_tags
+  snapshot_tags   = local.image_tags
+  run_tags        = merge(local.image_tags, { "syntropy:role" = "packer-builder" })
+  run_volume_tags = local.image_tags
+}
