@@ -72,6 +72,13 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    firstboot: z
+      .object({
+        default_port_range: name(/^\d{4,5}-\d{4,5}$/, 'START-END, for example 51820-51919').default('51820-51919'),
+        max_port_range_width: z.number().int().min(1).max(64512).default(1000),
+      })
+      .strict()
+      .default({}),
     hardening: z
       .object({
         enabled: z.boolean().default(true),
@@ -117,6 +124,20 @@ export const ConfigSchema = z
         });
       }
     });
+    const [start, end] = cfg.firstboot.default_port_range.split('-').map(Number) as [number, number];
+    const rangeProblem =
+      start < 1024 || end > 65535
+        ? 'must lie within 1024-65535'
+        : start > end
+          ? 'must start with the lower port'
+          : end - start + 1 > cfg.firstboot.max_port_range_width
+            ? `spans ${end - start + 1} ports, more than firstboot.max_port_range_width (${cfg.firstboot.max_port_range_width})`
+            : cfg.ssh.port >= start && cfg.ssh.port <= end
+              ? `contains the SSH port ${cfg.ssh.port}`
+              : null;
+    if (rangeProblem) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['firstboot', 'default_port_range'], message: rangeProblem });
+    }
     if (cfg.aws.kms_key_id !== '' && !cfg.aws.encrypt_boot) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -1,0 +1,225 @@
+#!/usr/bin/env -S npx tsx
+// `npm run build [-- --target local|aws] [--config FILE] [--set key=value] [--accel auto|kvm|tcg] [--dry-run]`
+// Bakes the image: validated config -> base disk and agent image -> Packer -> build manifest.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { $ } from 'zx';
+import { execa } from 'execa';
+import { ConfigError, loadConfig, type Config } from './lib/config.ts';
+import { parseCli } from './lib/cli.ts';
+import { info, phase } from './lib/log.ts';
+import { REPO } from './lib/paths.ts';
+import { PreflightError, requireBinaries, requireFreeSpace } from './lib/tools.ts';
+import { detectPacker, packerVars, PACKER_ONLY, stageTemplates, type BuildContext } from './lib/packer.ts';
+import { ensureBaseDisk } from './lib/basedisk.ts';
+import { ensureAgentDouble } from './lib/agentdouble.ts';
+import { chooseAccelerator, ec2Smbios } from './lib/qemu.ts';
+import { ImdsDouble, imdsNetdev } from './lib/imds.ts';
+import { throwawayKey } from './lib/vm.ts';
+import { resolveDigest } from './lib/registry.ts';
+import { findSourceAmi, parseAmiArtifact, requireImdsV2 } from './lib/ami.ts';
+import { buildManifest, stageFirstboot } from './lib/manifest.ts';
+
+const USAGE = `usage: npm run build -- [--target local|aws] [--config FILE] [--set key.path=value]...
+                      [--accel auto|kvm|tcg] [--output-dir DIR] [--region REGION] [--dry-run]
+Bakes the image. Config layers: built-in defaults -> --config FILE -> flags (see config/example.yaml).`;
+
+async function gitSha(): Promise<string> {
+  const sha = await $({ cwd: REPO, nothrow: true, quiet: true })`git rev-parse HEAD`;
+  if (sha.exitCode !== 0) return 'unknown';
+  const dirty = await $({ cwd: REPO, nothrow: true, quiet: true })`git status --porcelain --untracked-files=no`;
+  return `${sha.stdout.trim()}${dirty.stdout.trim() ? '-dirty' : ''}`;
+}
+
+function buildIdNow(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+const REQUIRED_BINARIES: Record<Config['target'], string[]> = {
+  local: ['packer', 'qemu-system-x86_64', 'qemu-img', 'mmdebstrap', 'mkfs.ext4', 'sfdisk', 'socat', 'ssh-keygen', 'tar'],
+  aws: ['packer'],
+};
+
+/** Streams Packer's output with timestamps and marks each provisioner step as a phase. */
+async function runPacker(args: string[], cwd: string, logFile: string, durations: Record<string, number>): Promise<void> {
+  const log: string[] = [];
+  let current: { name: string; t0: number } | null = null;
+  let step = 0;
+  const close = () => {
+    if (current) durations[`packer:${current.name}`] = Math.round((Date.now() - current.t0) / 100) / 10;
+    current = null;
+  };
+  const child = execa('packer', args, { cwd, all: true, reject: false, env: { PACKER_NO_COLOR: '1', CHECKPOINT_DISABLE: '1' } });
+  for await (const line of child.iterable({ from: 'all' })) {
+    const text = String(line);
+    log.push(text);
+    const m = /Provisioning with (?:shell script|shell): (.+)$/.exec(text) ?? /Uploading (.+) =>/.exec(text) ?? /Downloading (.+) =>/.exec(text);
+    if (m) {
+      close();
+      step += 1;
+      const name = m[1]!.split('/').filter(Boolean).pop()!;
+      current = { name, t0: Date.now() };
+      info(`packer step ${step}: ${name}`);
+    } else if (/Gracefully halting|Converting hard drive|Creating AMI|Waiting for AMI/.test(text)) {
+      close();
+      current = { name: text.includes('AMI') ? 'register-ami' : 'finalize-disk', t0: Date.now() };
+    }
+    process.stderr.write(`  ${new Date().toISOString().slice(11, 19)} ${text}\n`);
+  }
+  close();
+  const res = await child;
+  writeFileSync(logFile, `${log.join('\n')}\n`);
+  if (res.exitCode !== 0) throw new Error(`packer ${args[0]} failed (exit ${res.exitCode}); full log: ${logFile}`);
+}
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2), { extraBooleans: ['dry-run'] });
+  if (cli.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const { config: cfg, hash: configHash, sources } = loadConfig(cli.configInput);
+  const dryRun = cli.flags['dry-run'] === true;
+  const buildTime = new Date();
+  const buildId = buildIdNow(buildTime);
+  const outputRoot = resolve(REPO, cfg.output_dir);
+  const finalDir = join(outputRoot, buildId);
+  const partialDir = join(outputRoot, `.partial-${buildId}`);
+  const ctx: BuildContext = {
+    buildId,
+    buildTime: buildTime.toISOString(),
+    gitSha: await gitSha(),
+    manifestDir: partialDir,
+    firstbootDir: join(partialDir, 'stage', 'firstboot'),
+    agent: { ref: '', digest: '', archive: '' },
+  };
+
+  if (dryRun) {
+    const placeholder = '<resolved at build time>';
+    ctx.agent = {
+      ref: cfg.target === 'local' ? 'syntropy-agent-test-double:local' : `${cfg.agent.image}@${cfg.agent.digest || placeholder}`,
+      digest: cfg.target === 'aws' && cfg.agent.digest ? cfg.agent.digest : placeholder,
+      archive: cfg.target === 'local' ? placeholder : '',
+    };
+    if (cfg.target === 'local') {
+      ctx.local = {
+        baseDisk: placeholder,
+        baseDiskSha256: placeholder,
+        accel: cfg.local.accelerator === 'auto' ? ('auto (probed at build time)' as 'tcg') : cfg.local.accelerator,
+        netdev: imdsNetdev({ id: 'user.0', imdsPort: 0, hostfwd: ['tcp:127.0.0.1:{{ .SSHHostPort }}-:22'] }).replace(':0', ':<imds port>'),
+        smbios: ec2Smbios('ec2' + '0'.repeat(29)),
+        serialLog: join(finalDir, 'serial.log'),
+        outputDir: join(finalDir, 'image'),
+        sshKeyFile: placeholder,
+      };
+    }
+    process.stdout.write(`# resolved config (${sources.join(' -> ')}), sha256 ${configHash}\n`);
+    process.stdout.write(stringify(cfg));
+    process.stdout.write(`# packer variables (-only=${PACKER_ONLY[cfg.target]})\n`);
+    process.stdout.write(`${JSON.stringify(packerVars(cfg, ctx), null, 2)}\n`);
+    return;
+  }
+
+  requireBinaries(REQUIRED_BINARIES[cfg.target]);
+  mkdirSync(outputRoot, { recursive: true });
+  requireFreeSpace(outputRoot, cfg.target === 'local' ? (cfg.image.disk_gib + 4) * 2 ** 30 : 2 ** 30, 'the image build');
+  const flavor = await detectPacker();
+  info(`build ${buildId}: target ${cfg.target}, Packer ${flavor.version}${flavor.modern ? '' : ' (built-in builders, no packer init)'}, config ${configHash.slice(0, 12)}`);
+  if (cfg.target === 'aws' && !flavor.modern && cfg.aws.ssh_source_cidrs.length === 0) {
+    throw new PreflightError(
+      `Packer ${flavor.version} cannot limit the build instance's SSH to this builder's address: set aws.ssh_source_cidrs (e.g. --set 'aws.ssh_source_cidrs=["203.0.113.7/32"]') or use Packer >= 1.7`,
+    );
+  }
+
+  mkdirSync(partialDir, { recursive: true });
+  const durations: Record<string, number> = {};
+  const t0 = Date.now();
+  const imds = new ImdsDouble({ region: cfg.aws.region });
+  let baseImage: Record<string, unknown> = {};
+  try {
+    await phase(durations, 'bundle-firstboot', () => stageFirstboot(ctx.firstbootDir));
+    const templateDir = join(partialDir, 'stage', 'packer');
+    stageTemplates(templateDir, flavor);
+
+    if (cfg.target === 'local') {
+      const base = await phase(durations, 'base-disk', () => ensureBaseDisk(cfg));
+      const agent = await phase(durations, 'agent-image', () => ensureAgentDouble(cfg));
+      ctx.agent = { ref: agent.ref, digest: agent.digest, archive: agent.archive };
+      const accel = await chooseAccelerator(cfg.local.accelerator, base.vmlinuz, base.kernel);
+      info(`accelerator: ${accel.accel} (${accel.reason})`);
+      const keyDir = join(partialDir, 'stage', 'key');
+      mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+      const key = await throwawayKey(keyDir, `packer-build-${buildId}`);
+      imds.setPublicKeys({ [`packer-${buildId}`]: key.publicKey });
+      const imdsPort = await imds.start();
+      info(`IMDSv2 double on 127.0.0.1:${imdsPort} (guest 169.254.169.254:80, instance ${imds.instanceId})`);
+      ctx.local = {
+        baseDisk: base.qcow2,
+        baseDiskSha256: base.sha256,
+        accel: accel.accel,
+        netdev: imdsNetdev({ id: 'user.0', imdsPort, hostfwd: ['tcp:127.0.0.1:{{ .SSHHostPort }}-:22'] }),
+        smbios: ec2Smbios(),
+        serialLog: join(partialDir, 'serial.log'),
+        outputDir: join(partialDir, 'image'),
+        sshKeyFile: key.privateKey,
+      };
+      baseImage = { kind: 'local-base-disk', path: base.qcow2, sha256: base.sha256, kernel: base.kernel, inputs_hash: base.hash, reused: base.reused, accelerator: accel.accel };
+    } else {
+      const ami = await phase(durations, 'source-ami', () => findSourceAmi(cfg));
+      info(`source AMI: ${ami.imageId} (${ami.name}, ${ami.creationDate})`);
+      const digest = cfg.agent.digest || (await phase(durations, 'agent-digest', () => resolveDigest(cfg.agent.image, cfg.agent.tag)));
+      ctx.agent = { ref: `${cfg.agent.image}@${digest}`, digest, archive: '' };
+      baseImage = { kind: 'ami', ...ami };
+    }
+
+    const varFile = join(partialDir, 'stage', 'variables.pkrvars.json');
+    writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
+    if (flavor.modern) await phase(durations, 'packer-init', () => runPacker(['init', '.'], templateDir, join(partialDir, 'packer-init.log'), durations));
+    await phase(durations, 'packer', () =>
+      runPacker(['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'], templateDir, join(partialDir, 'packer.log'), durations),
+    );
+
+    let outputs: Record<string, unknown>;
+    const packerManifest = JSON.parse(readFileSync(join(partialDir, 'packer-manifest.json'), 'utf8')) as { builds: { artifact_id: string; files?: { name: string; size: number }[] }[] };
+    const last = packerManifest.builds.at(-1)!;
+    if (cfg.target === 'local') {
+      const qcow2 = join(finalDir, 'image', `${cfg.image.name}.qcow2`);
+      outputs = { qcow2, qcow2_bytes: statSync(join(partialDir, 'image', `${cfg.image.name}.qcow2`)).size };
+    } else {
+      const amis = parseAmiArtifact(last.artifact_id);
+      if (!flavor.modern) await phase(durations, 'imds-v2-only', () => requireImdsV2(amis));
+      outputs = { amis };
+    }
+    durations.total = Math.round((Date.now() - t0) / 100) / 10;
+    const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir });
+    writeFileSync(join(partialDir, 'build-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    rmSync(join(partialDir, 'stage'), { recursive: true, force: true });
+    renameSync(partialDir, finalDir);
+    const latest = join(outputRoot, 'latest');
+    rmSync(latest, { force: true });
+    symlinkSync(buildId, latest);
+    info(`build ${buildId} done in ${durations.total}s: ${join(finalDir, 'build-manifest.json')}`);
+    process.stdout.write(`${JSON.stringify({ build_id: buildId, manifest: join(finalDir, 'build-manifest.json'), ...outputs }, null, 2)}\n`);
+  } catch (e) {
+    // Nothing half-built stays where an output would be: keep the logs, drop the image.
+    const failedDir = join(outputRoot, `failed-${buildId}`);
+    rmSync(join(partialDir, 'image'), { recursive: true, force: true });
+    rmSync(join(partialDir, 'stage'), { recursive: true, force: true });
+    if (existsSync(partialDir)) renameSync(partialDir, failedDir);
+    info(`build failed; logs kept in ${failedDir}`);
+    if (e instanceof Error) e.message = e.message.replaceAll(partialDir, failedDir);
+    throw e;
+  } finally {
+    await imds.stop();
+  }
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error;
+  const expected = err instanceof ConfigError || err instanceof PreflightError;
+  process.stderr.write(`error: ${err.message}\n`);
+  if (!expected && process.env.DEBUG) process.stderr.write(`${err.stack}\n`);
+  process.exit(expected ? 2 : 1);
+});
+

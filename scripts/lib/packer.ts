@@ -1,0 +1,159 @@
+// Packer glue: which Packer this is, a staged template directory that suits it, and the one
+// mapping from the validated config to Packer variables and provisioner environment.
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { $ } from 'zx';
+import type { Config } from './config.ts';
+import { REPO } from './paths.ts';
+
+export interface PackerFlavor {
+  version: string;
+  /** Packer >= 1.7 loads builders as plugins (`required_plugins`, `packer init`). */
+  modern: boolean;
+}
+
+export function parsePackerVersion(text: string): PackerFlavor {
+  const m = /(\d+)\.(\d+)\.(\d+)/.exec(text);
+  if (!m) throw new Error(`cannot read Packer's version from ${JSON.stringify(text.trim())}`);
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return { version: `${m[1]}.${m[2]}.${m[3]}`, modern: major > 1 || (major === 1 && minor >= 7) };
+}
+
+export async function detectPacker(): Promise<PackerFlavor> {
+  const out = await $`packer version`.quiet();
+  return parsePackerVersion(out.stdout);
+}
+
+const COMPAT_BEGIN = /^\s*# packer-compat: modern-only begin\s*$/;
+const COMPAT_END = /^\s*# packer-compat: modern-only end\s*$/;
+
+/** Removes the marked modern-only spans for Packer 1.6; fails on unbalanced markers. */
+export function stripModernOnly(hcl: string, file: string): string {
+  const out: string[] = [];
+  let inside = false;
+  hcl.split('\n').forEach((line, i) => {
+    if (COMPAT_BEGIN.test(line)) {
+      if (inside) throw new Error(`${file}:${i + 1}: nested packer-compat begin`);
+      inside = true;
+    } else if (COMPAT_END.test(line)) {
+      if (!inside) throw new Error(`${file}:${i + 1}: packer-compat end without begin`);
+      inside = false;
+    } else if (!inside) {
+      out.push(line);
+    }
+  });
+  if (inside) throw new Error(`${file}: packer-compat span is not closed`);
+  return out.join('\n');
+}
+
+/** Copies packer/*.pkr.hcl into `dest`, adapted to the Packer in use. */
+export function stageTemplates(dest: string, flavor: PackerFlavor, src = join(REPO, 'packer')): string[] {
+  mkdirSync(dest, { recursive: true });
+  const files = readdirSync(src).filter((f) => f.endsWith('.pkr.hcl'));
+  for (const f of files) {
+    const text = readFileSync(join(src, f), 'utf8');
+    writeFileSync(join(dest, f), flavor.modern ? text : stripModernOnly(text, f));
+  }
+  if (flavor.modern) {
+    copyFileSync(join(src, 'plugins', 'required_plugins.pkr.hcl'), join(dest, 'required_plugins.pkr.hcl'));
+    files.push('required_plugins.pkr.hcl');
+  }
+  return files.sort();
+}
+
+export interface BuildContext {
+  buildId: string;
+  buildTime: string;
+  gitSha: string;
+  manifestDir: string;
+  firstbootDir: string;
+  agent: { ref: string; digest: string; archive: string };
+  local?: {
+    baseDisk: string;
+    baseDiskSha256: string;
+    accel: 'kvm' | 'tcg';
+    netdev: string;
+    smbios: string;
+    serialLog: string;
+    outputDir: string;
+    sshKeyFile: string;
+  };
+}
+
+export const STAGING_DIR = '/var/tmp/syntropy-build';
+
+/** Environment of every provisioner script: the only way config reaches them. */
+export function provisionerEnv(cfg: Config, ctx: BuildContext): string[] {
+  const env: Record<string, string> = {
+    SYNTROPY_TARGET: cfg.target,
+    SYNTROPY_STAGING: STAGING_DIR,
+    SYNTROPY_BUILD_ID: ctx.buildId,
+    SSH_PORT: String(cfg.ssh.port),
+    DOCKER_ADDRESS_POOLS: JSON.stringify(cfg.docker.address_pools),
+    DOCKER_LOG_MAX_SIZE: cfg.docker.log_max_size,
+    DOCKER_LOG_MAX_FILE: String(cfg.docker.log_max_file),
+    AGENT_REF: ctx.agent.ref,
+    AGENT_DIGEST: ctx.agent.digest,
+    AGENT_NETWORK_API: cfg.agent.network_api,
+    FIRSTBOOT_DEFAULT_PORT_RANGE: cfg.firstboot.default_port_range,
+    FIRSTBOOT_MAX_PORT_RANGE_WIDTH: String(cfg.firstboot.max_port_range_width),
+    HARDENING_ENABLED: String(cfg.hardening.enabled),
+  };
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+export type PackerVars = Record<string, string | number | boolean | string[]>;
+
+export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
+  const common: PackerVars = {
+    repo_root: REPO,
+    image_name: cfg.image.name,
+    image_version: cfg.image.version,
+    build_id: ctx.buildId,
+    build_time: ctx.buildTime,
+    git_sha: ctx.gitSha,
+    disk_gib: cfg.image.disk_gib,
+    ssh_username: cfg.ssh.user,
+    provisioner_env: provisionerEnv(cfg, ctx),
+    agent_ref: ctx.agent.ref,
+    agent_digest: ctx.agent.digest,
+    agent_archive: ctx.agent.archive,
+    firstboot_dir: ctx.firstbootDir,
+    manifest_dir: ctx.manifestDir,
+  };
+  if (cfg.target === 'local') {
+    if (!ctx.local) throw new Error('local target needs the local build context');
+    return {
+      ...common,
+      qemu_base_disk: ctx.local.baseDisk,
+      qemu_base_disk_sha256: ctx.local.baseDiskSha256,
+      qemu_accelerator: ctx.local.accel,
+      qemu_cpus: cfg.local.cpus,
+      qemu_memory_mib: cfg.local.memory_mib,
+      qemu_netdev: ctx.local.netdev,
+      qemu_smbios: ctx.local.smbios,
+      qemu_serial_log: ctx.local.serialLog,
+      qemu_output_directory: ctx.local.outputDir,
+      qemu_ssh_private_key_file: ctx.local.sshKeyFile,
+      qemu_ssh_timeout: cfg.local.ssh_timeout,
+      qemu_headless: cfg.local.headless,
+    };
+  }
+  return {
+    ...common,
+    aws_region: cfg.aws.region,
+    aws_instance_type: cfg.aws.instance_type,
+    aws_source_ami_owner: cfg.aws.source_ami_owner,
+    aws_source_ami_name: cfg.aws.source_ami_name,
+    aws_root_volume_type: cfg.aws.root_volume_type,
+    aws_encrypt_boot: cfg.aws.encrypt_boot,
+    aws_kms_key_id: cfg.aws.kms_key_id,
+    aws_ami_regions: cfg.aws.ami_regions,
+    aws_ami_users: cfg.aws.ami_users,
+    aws_subnet_id: cfg.aws.subnet_id,
+    aws_ssh_source_cidrs: cfg.aws.ssh_source_cidrs,
+  };
+}
+
+/** The Packer build name (`-only`) of each target. */
+export const PACKER_ONLY: Record<Config['target'], string> = { local: 'qemu.local', aws: 'amazon-ebs.aws' };
