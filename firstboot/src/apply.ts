@@ -1,0 +1,211 @@
+// Apply, all or nothing: verify the preloaded image against the bake-time lock file, write the
+// 0600 env file atomically, open exactly the UDP range in ufw, start the agent unit, and confirm
+// the container runs with a UDP port bound inside the range. A journal records each step before
+// it is taken, so a failure now, or a power cut, is rolled back to the state before.
+import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import type { Console } from './secrets.ts';
+import {
+  clearLastError,
+  parseKeyValues,
+  readJournal,
+  readState,
+  recordError,
+  removeJournal,
+  writeFileAtomic,
+  writeJournal,
+  writeState,
+  type AgentSettings,
+  type Journal,
+  type Paths,
+  type State,
+} from './state.ts';
+import type { System } from './system.ts';
+import type { PortRange } from './validate.ts';
+
+export class ApplyError extends Error {
+  override name = 'ApplyError';
+}
+
+export interface ApplyDeps {
+  p: Paths;
+  sys: System;
+  con: Console;
+  /** How long to wait for the agent to run and bind its port. */
+  confirmTimeoutMs?: number;
+  pollMs?: number;
+  now?: () => Date;
+}
+
+export interface ApplyInput {
+  token: string;
+  settings: AgentSettings;
+  source: State['source'];
+  instanceId: string;
+}
+
+function toRange(text: string): PortRange {
+  const [a, b] = text.split('-').map(Number);
+  return { start: a!, end: b! };
+}
+
+export function envFileContent(token: string, s: AgentSettings): string {
+  const lines = [`SYNTROPY_AGENT_TOKEN=${token}`, `SYNTROPY_PORT_RANGE=${s.portRange}`, `SYNTROPY_AGENT_NAME=${s.agentName}`];
+  if (s.tags.length > 0) lines.push(`SYNTROPY_TAGS=${s.tags.join(',')}`);
+  if (s.networkApi !== 'none') lines.push(`SYNTROPY_NETWORK_API=${s.networkApi}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export interface ImageLock {
+  ref: string;
+  digest: string;
+  id: string;
+  source: string;
+}
+
+export function readImageLock(p: Paths): ImageLock {
+  if (!existsSync(p.lockFile)) throw new ApplyError(`the agent image lock file ${p.lockFile} is missing: this image was not baked with a preloaded agent`);
+  const kv = parseKeyValues(readFileSync(p.lockFile, 'utf8'));
+  if (!kv.AGENT_IMAGE_REF || !kv.AGENT_IMAGE_ID || !kv.AGENT_IMAGE_DIGEST) throw new ApplyError(`the agent image lock file ${p.lockFile} is incomplete`);
+  return { ref: kv.AGENT_IMAGE_REF, digest: kv.AGENT_IMAGE_DIGEST, id: kv.AGENT_IMAGE_ID, source: kv.AGENT_IMAGE_SOURCE ?? '' };
+}
+
+/** Checks that Docker holds exactly the image the lock file names. */
+export async function verifyImage(deps: ApplyDeps): Promise<ImageLock | null> {
+  if (!deps.sys.live && !existsSync(deps.p.lockFile)) {
+    deps.con.say(`plan: no lock file at ${deps.p.lockFile}; on an instance the preloaded image is verified against it`);
+    return null;
+  }
+  const lock = readImageLock(deps.p);
+  const id = await deps.sys.imageId(lock.ref);
+  if (deps.sys.live && id !== lock.id) {
+    throw new ApplyError(
+      id === null
+        ? `the preloaded agent image ${lock.ref} is not in Docker; nothing will be pulled at first boot`
+        : `the agent image ${lock.ref} is ${id}, but the lock file pins ${lock.id}`,
+    );
+  }
+  return lock;
+}
+
+async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise<number | null> {
+  if (!deps.sys.live) {
+    await deps.sys.agentRunning();
+    return null;
+  }
+  const deadline = Date.now() + (deps.confirmTimeoutMs ?? 30_000);
+  let running = false;
+  while (Date.now() < deadline) {
+    running = await deps.sys.agentRunning();
+    if (running) {
+      const port = [...deps.sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
+      if (port !== undefined) return port;
+    }
+    await new Promise((r) => setTimeout(r, deps.pollMs ?? 250));
+  }
+  throw new ApplyError(
+    running
+      ? `the agent container runs but bound no UDP port in ${range.start}-${range.end} (see: docker logs syntropy-agent)`
+      : 'the agent container did not start (see: journalctl -u syntropy-agent, docker logs syntropy-agent)',
+  );
+}
+
+/** Undoes the journaled steps in reverse; the previous configuration, if any, comes back. */
+export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
+  const { p, sys } = deps;
+  const problems: string[] = [];
+  const range = j.range ? toRange(j.range) : null;
+  const prevRange = j.previous?.settings.portRange;
+  const attempt = async (what: string, fn: () => Promise<void> | void) => {
+    try {
+      await fn();
+    } catch (e) {
+      problems.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  for (const step of [...j.steps].reverse()) {
+    if (step === 'start-agent') await attempt('stop the agent', () => sys.stopAgent());
+    if (step === 'firewall' && range && prevRange !== j.range) await attempt('remove the firewall rule', () => sys.firewallDeleteUdp(range));
+    if (step === 'write-env') {
+      await attempt('restore the env file', () => {
+        if (existsSync(p.envBackup)) renameSync(p.envBackup, p.envFile);
+        else rmSync(p.envFile, { force: true });
+      });
+    }
+  }
+  if (j.previous && j.steps.includes('start-agent')) await attempt('restart the previous agent', () => sys.startAgent());
+  removeJournal(p);
+  return problems;
+}
+
+/** Called at the start of every run: a journal left behind means an apply was cut off. */
+export async function recoverInterrupted(deps: ApplyDeps): Promise<boolean> {
+  const j = readJournal(deps.p);
+  if (!j) return false;
+  deps.con.warn('A previous configuration attempt was interrupted; undoing what it had applied.');
+  const problems = await rollback(j, deps);
+  for (const pr of problems) deps.con.warn(`  could not ${pr}`);
+  return true;
+}
+
+export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Promise<State> {
+  const { p, sys, con } = deps;
+  const range = toRange(input.settings.portRange);
+  const prev = readState(p);
+  const previous = prev && prev.instanceId === input.instanceId ? prev : null;
+  const journal: Journal = { instanceId: input.instanceId, range: input.settings.portRange, previous, steps: [] };
+  const mark = (step: string) => {
+    journal.steps.push(step);
+    writeJournal(p, journal);
+  };
+  writeJournal(p, journal);
+  let failedStep = 'verify the preloaded agent image';
+  try {
+    await verifyImage(deps);
+
+    failedStep = 'write /etc/syntropy/agent.env';
+    mark('write-env');
+    if (existsSync(p.envFile)) {
+      copyFileSync(p.envFile, p.envBackup);
+      chmodSync(p.envBackup, 0o600);
+    }
+    writeFileAtomic(p.envFile, envFileContent(input.token, input.settings), 0o600);
+
+    failedStep = `open UDP ${input.settings.portRange} in the firewall`;
+    mark('firewall');
+    if (previous?.settings.portRange !== input.settings.portRange) await sys.firewallAllowUdp(range);
+
+    failedStep = 'start the agent';
+    mark('start-agent');
+    await sys.startAgent();
+
+    failedStep = 'confirm the agent is running';
+    const boundPort = await confirmRunning(range, deps);
+
+    const state: State = {
+      status: 'configured',
+      instanceId: input.instanceId,
+      configuredAt: (deps.now?.() ?? new Date()).toISOString(),
+      source: input.source,
+      settings: input.settings,
+      boundPort,
+    };
+    writeState(p, state);
+    removeJournal(p);
+    rmSync(p.envBackup, { force: true });
+    clearLastError(p);
+    if (previous && previous.settings.portRange !== input.settings.portRange) {
+      try {
+        await sys.firewallDeleteUdp(toRange(previous.settings.portRange));
+      } catch (e) {
+        con.warn(`Could not remove the old firewall rule for ${previous.settings.portRange}: ${(e as Error).message}`);
+      }
+    }
+    return state;
+  } catch (e) {
+    const problems = await rollback(journal, deps);
+    const message = `could not ${failedStep}: ${(e as Error).message}`;
+    recordError(p, message);
+    const tail = problems.length > 0 ? `; rollback also failed to ${problems.join('; ')}` : '; every change was rolled back';
+    throw new ApplyError(`${message}${tail}`);
+  }
+}

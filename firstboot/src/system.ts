@@ -1,0 +1,169 @@
+// Everything first boot does to the running system beyond writing files: Docker, ufw, systemd,
+// and reading bound ports. With --root DIR those steps are printed as a plan instead of run.
+// Commands get argument arrays (no shell) and never the token: it reaches the agent only
+// through the 0600 env file.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parseProcNetUdp, type PortRange } from './validate.ts';
+
+export const AGENT_CONTAINER = 'syntropy-agent';
+export const AGENT_UNIT = 'syntropy-agent.service';
+
+export interface System {
+  readonly live: boolean;
+  /** Image ID of a local image reference, or null if Docker does not have it. */
+  imageId(ref: string): Promise<string | null>;
+  loadImageArchive(file: string): Promise<void>;
+  pullImage(ref: string): Promise<void>;
+  firewallAllowUdp(range: PortRange): Promise<void>;
+  firewallDeleteUdp(range: PortRange): Promise<void>;
+  startAgent(): Promise<void>;
+  stopAgent(): Promise<void>;
+  /** Whether the agent container is running. */
+  agentRunning(): Promise<boolean>;
+  boundUdpPorts(): Set<number>;
+  hostname(): string;
+}
+
+function run(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  } catch (e) {
+    const err = e as { stderr?: string; status?: number };
+    const detail = (err.stderr ?? '').trim().split('\n').slice(-2).join(' ');
+    throw new Error(`${cmd} ${args.join(' ')} failed${err.status !== undefined ? ` (exit ${err.status})` : ''}${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+const ufwRule = (r: PortRange) => ['proto', 'udp', 'from', 'any', 'to', 'any', 'port', `${r.start}:${r.end}`];
+
+export class LiveSystem implements System {
+  readonly live = true;
+
+  async imageId(ref: string): Promise<string | null> {
+    try {
+      return run('docker', ['image', 'inspect', '--format', '{{.Id}}', ref]).trim();
+    } catch {
+      return null;
+    }
+  }
+
+  async loadImageArchive(file: string): Promise<void> {
+    run('docker', ['load', '-i', file]);
+  }
+
+  async pullImage(ref: string): Promise<void> {
+    run('docker', ['pull', ref]);
+  }
+
+  async firewallAllowUdp(range: PortRange): Promise<void> {
+    run('ufw', ['allow', ...ufwRule(range), 'comment', 'syntropy-agent wireguard']);
+  }
+
+  async firewallDeleteUdp(range: PortRange): Promise<void> {
+    run('ufw', ['delete', 'allow', ...ufwRule(range)]);
+  }
+
+  async startAgent(): Promise<void> {
+    run('systemctl', ['enable', AGENT_UNIT]);
+    run('systemctl', ['restart', AGENT_UNIT]);
+  }
+
+  async stopAgent(): Promise<void> {
+    try {
+      run('systemctl', ['disable', '--now', AGENT_UNIT]);
+    } finally {
+      try {
+        run('docker', ['rm', '-f', AGENT_CONTAINER]);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  async agentRunning(): Promise<boolean> {
+    try {
+      return run('docker', ['inspect', '--format', '{{.State.Running}}', AGENT_CONTAINER]).trim() === 'true';
+    } catch {
+      return false;
+    }
+  }
+
+  boundUdpPorts(): Set<number> {
+    const ports = new Set<number>();
+    for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
+      try {
+        for (const p of parseProcNetUdp(readFileSync(f, 'utf8'))) ports.add(p);
+      } catch {
+        /* no IPv6 */
+      }
+    }
+    return ports;
+  }
+
+  hostname(): string {
+    try {
+      return readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
+    } catch {
+      return 'syntropy-agent';
+    }
+  }
+}
+
+/** --root mode: prints what a live system would run; file writes still happen under the root. */
+export class PlanSystem implements System {
+  readonly live = false;
+  readonly planned: string[] = [];
+
+  constructor(
+    private readonly print: (line: string) => void,
+    private readonly host = new LiveSystem(),
+  ) {}
+
+  private plan(line: string): void {
+    this.planned.push(line);
+    this.print(`plan: ${line}`);
+  }
+
+  async imageId(ref: string): Promise<string | null> {
+    this.plan(`verify that Docker holds ${ref} with the digest in the lock file`);
+    return null;
+  }
+
+  async loadImageArchive(file: string): Promise<void> {
+    this.plan(`docker load -i ${file}`);
+  }
+
+  async pullImage(ref: string): Promise<void> {
+    this.plan(`docker pull ${ref}`);
+  }
+
+  async firewallAllowUdp(range: PortRange): Promise<void> {
+    this.plan(`ufw allow ${ufwRule(range).join(' ')} comment 'syntropy-agent wireguard'`);
+  }
+
+  async firewallDeleteUdp(range: PortRange): Promise<void> {
+    this.plan(`ufw delete allow ${ufwRule(range).join(' ')}`);
+  }
+
+  async startAgent(): Promise<void> {
+    this.plan(`systemctl enable ${AGENT_UNIT} && systemctl restart ${AGENT_UNIT}`);
+  }
+
+  async stopAgent(): Promise<void> {
+    this.plan(`systemctl disable --now ${AGENT_UNIT} && docker rm -f ${AGENT_CONTAINER}`);
+  }
+
+  async agentRunning(): Promise<boolean> {
+    this.plan(`confirm container ${AGENT_CONTAINER} runs and bound a UDP port in the range`);
+    return true;
+  }
+
+  boundUdpPorts(): Set<number> {
+    return this.host.boundUdpPorts();
+  }
+
+  hostname(): string {
+    return this.host.hostname();
+  }
+}

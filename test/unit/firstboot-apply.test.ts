@@ -1,0 +1,195 @@
+// Apply is all or nothing: each step, when it fails, leaves the system as it was (and a
+// reconfigure failure brings the previous agent back). A journal left by a power cut is undone.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { applyConfiguration, envFileContent, recoverInterrupted, type ApplyDeps } from '../../firstboot/src/apply.ts';
+import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
+import { paths, readState, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
+import type { System } from '../../firstboot/src/system.ts';
+import type { PortRange } from '../../firstboot/src/validate.ts';
+
+const TOKEN = 'apply-test-token-0123456789abcdef';
+const IMAGE_ID = `sha256:${'c'.repeat(64)}`;
+
+export class FakeSystem implements System {
+  readonly live = true;
+  calls: string[] = [];
+  failAt: string | null = null;
+  imageIdValue: string | null = IMAGE_ID;
+  running = false;
+  agentPort: number | null = 51820;
+  bound = new Set<number>();
+
+  private step(name: string): void {
+    this.calls.push(name);
+    if (this.failAt === name) throw new Error(`${name} exploded`);
+  }
+  async imageId(): Promise<string | null> {
+    this.step('imageId');
+    return this.imageIdValue;
+  }
+  async loadImageArchive(): Promise<void> {
+    this.step('load');
+  }
+  async pullImage(): Promise<void> {
+    this.step('pull');
+  }
+  async firewallAllowUdp(r: PortRange): Promise<void> {
+    this.step(`ufw-allow ${r.start}:${r.end}`);
+    if (this.failAt === 'ufw-allow') throw new Error('ufw exploded');
+  }
+  async firewallDeleteUdp(r: PortRange): Promise<void> {
+    this.step(`ufw-delete ${r.start}:${r.end}`);
+  }
+  async startAgent(): Promise<void> {
+    this.step('start');
+    if (this.failAt === 'start-fails') throw new Error('systemctl restart failed');
+    if (this.failAt !== 'no-run') this.running = true;
+    if (this.running && this.agentPort && this.failAt !== 'no-port') this.bound.add(this.agentPort);
+  }
+  async stopAgent(): Promise<void> {
+    this.step('stop');
+    this.running = false;
+    this.bound.clear();
+  }
+  async agentRunning(): Promise<boolean> {
+    return this.running;
+  }
+  boundUdpPorts(): Set<number> {
+    return new Set(this.bound);
+  }
+  hostname(): string {
+    return 'relay-host';
+  }
+}
+
+function setup(): { p: Paths; sys: FakeSystem; deps: ApplyDeps; out: string[] } {
+  const root = mkdtempSync(join(tmpdir(), 'fb-apply-'));
+  const p = paths(root);
+  mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
+  writeFileSync(p.lockFile, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${IMAGE_ID}\nAGENT_IMAGE_ID=${IMAGE_ID}\nAGENT_IMAGE_SOURCE=archive\n`);
+  const out: string[] = [];
+  const sink = { write: (s: string) => void out.push(s) };
+  const sys = new FakeSystem();
+  return { p, sys, out, deps: { p, sys, con: new Console(sink, sink), confirmTimeoutMs: 300, pollMs: 10, now: () => new Date('2026-01-01T00:00:00Z') } };
+}
+
+const settings: AgentSettings = { portRange: '51820-51919', agentName: 'relay-1', tags: ['edge'], networkApi: 'none' };
+
+function filesUnder(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const f = join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else out.push(relative(root, f));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+beforeEach(() => forgetSecrets());
+
+describe('apply', () => {
+  it('writes the 0600 env file, opens exactly the range, starts the agent and records the bound port', async () => {
+    const { p, sys, deps, out } = setup();
+    const state = await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
+    expect(state).toMatchObject({ status: 'configured', instanceId: 'i-1', boundPort: 51820, source: 'dialogue' });
+    expect(statSync(p.envFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(p.envFile, 'utf8')).toBe(envFileContent(TOKEN, settings));
+    expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PORT_RANGE=51820-51919\n');
+    expect(sys.calls).toEqual(['imageId', 'ufw-allow 51820:51919', 'start']);
+    expect(existsSync(p.journalFile)).toBe(false);
+    expect(readState(p)?.settings).toEqual(settings);
+    // The token is in the env file and nowhere else: not in state, journal, output.
+    const others = filesUnder(p.root).filter((f) => f !== 'etc/syntropy/agent.env');
+    for (const f of others) expect(readFileSync(join(p.root, f), 'utf8'), f).not.toContain(TOKEN);
+    expect(out.join('')).not.toContain(TOKEN);
+  });
+
+  it('puts network discovery mode and tags in the env file only when set', () => {
+    const env = envFileContent(TOKEN, { ...settings, tags: [], networkApi: 'docker' });
+    expect(env).toContain('SYNTROPY_NETWORK_API=docker\n');
+    expect(env).not.toContain('SYNTROPY_TAGS');
+  });
+
+  const cases: { failAt: string; expectCalls: string[]; message: RegExp }[] = [
+    { failAt: 'imageId', expectCalls: ['imageId'], message: /could not verify the preloaded agent image: imageId exploded/ },
+    { failAt: 'ufw-allow', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
+    { failAt: 'start-fails', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
+    { failAt: 'no-run', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
+    { failAt: 'no-port', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
+  ];
+  for (const c of cases) {
+    it(`rolls back everything when "${c.failAt}" fails`, async () => {
+      const { p, sys, deps } = setup();
+      sys.failAt = c.failAt;
+      const err = await applyConfiguration({ token: TOKEN, settings, source: 'flags', instanceId: 'i-1' }, deps).catch((e: Error) => e);
+      expect((err as Error).message).toMatch(c.message);
+      expect((err as Error).message).toMatch(/every change was rolled back/);
+      expect((err as Error).message).not.toContain(TOKEN);
+      expect(sys.calls).toEqual(c.expectCalls);
+      expect(existsSync(p.envFile)).toBe(false);
+      expect(readState(p)).toBeNull();
+      expect(existsSync(p.journalFile)).toBe(false);
+      expect(readFileSync(join(p.root, 'var/lib/syntropy/firstboot/last-error'), 'utf8')).toMatch(c.message);
+    });
+  }
+
+  it('refuses an image that does not match the lock file', async () => {
+    const { sys, deps } = setup();
+    sys.imageIdValue = `sha256:${'d'.repeat(64)}`;
+    await expect(applyConfiguration({ token: TOKEN, settings, source: 'flags', instanceId: 'i-1' }, deps)).rejects.toThrow(/lock file pins sha256:c/);
+    sys.imageIdValue = null;
+    await expect(applyConfiguration({ token: TOKEN, settings, source: 'flags', instanceId: 'i-1' }, deps)).rejects.toThrow(/is not in Docker; nothing will be pulled/);
+  });
+
+  it('on a failed reconfigure brings back the previous env file, rule and agent', async () => {
+    const { p, sys, deps } = setup();
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
+    const before = readFileSync(p.envFile, 'utf8');
+    sys.calls = [];
+    sys.failAt = 'no-port';
+    const next: AgentSettings = { ...settings, portRange: '40000-40010' };
+    await expect(applyConfiguration({ token: `${TOKEN}-new`, settings: next, source: 'dialogue', instanceId: 'i-1' }, deps)).rejects.toThrow(/rolled back/);
+    expect(readFileSync(p.envFile, 'utf8')).toBe(before);
+    expect(statSync(p.envFile).mode & 0o777).toBe(0o600);
+    expect(existsSync(p.envBackup)).toBe(false);
+    expect(sys.calls).toEqual(['imageId', 'ufw-allow 40000:40010', 'start', 'stop', 'ufw-delete 40000:40010', 'start']);
+    expect(readState(p)?.settings.portRange).toBe('51820-51919');
+  });
+
+  it('on a successful reconfigure to a new range removes the old rule', async () => {
+    const { sys, deps } = setup();
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
+    sys.calls = [];
+    sys.agentPort = 40001;
+    await applyConfiguration({ token: TOKEN, settings: { ...settings, portRange: '40000-40010' }, source: 'ssm', instanceId: 'i-1' }, deps);
+    expect(sys.calls).toEqual(['imageId', 'ufw-allow 40000:40010', 'start', 'ufw-delete 51820:51919']);
+  });
+
+  it('undoes an apply cut off by a power failure on the next run', async () => {
+    const { p, sys, deps } = setup();
+    writeFileSync(p.envFile, envFileContent(TOKEN, settings), { mode: 0o600 });
+    mkdirSync(join(p.root, 'var/lib/syntropy/firstboot'), { recursive: true });
+    writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, steps: ['write-env', 'firewall', 'start-agent'] });
+    expect(await recoverInterrupted(deps)).toBe(true);
+    expect(sys.calls).toEqual(['stop', 'ufw-delete 51820:51919']);
+    expect(existsSync(p.envFile)).toBe(false);
+    expect(existsSync(p.journalFile)).toBe(false);
+    expect(await recoverInterrupted(deps)).toBe(false);
+  });
+
+  it('treats a torn journal as an interrupted apply', async () => {
+    const { p, sys, deps } = setup();
+    mkdirSync(join(p.root, 'var/lib/syntropy/firstboot'), { recursive: true });
+    writeFileSync(p.journalFile, '{"instanceId": "i-1", "ran');
+    writeFileSync(p.envFile, 'SYNTROPY_AGENT_TOKEN=x\n', { mode: 0o600 });
+    expect(await recoverInterrupted(deps)).toBe(true);
+    expect(sys.calls).toContain('stop');
+    expect(existsSync(p.envFile)).toBe(false);
+  });
+});
