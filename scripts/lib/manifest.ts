@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { BuildContext, PackerFlavor } from './packer.ts';
 import { REPO } from './paths.ts';
+import { parseKeyValues } from '../../firstboot/src/state.ts';
 
 export interface PackageEntry {
   name: string;
@@ -22,16 +23,6 @@ export function parsePackages(tsv: string): PackageEntry[] {
       if (!name || !version) throw new Error(`malformed package line ${JSON.stringify(line)}`);
       return { name, version, arch: arch ?? '' };
     });
-}
-
-/** Reads the KEY=value lock file written by preload-agent.sh. */
-export function parseLockFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
 }
 
 /** Bundles the first-boot service and copies it, its helpers and its units where Packer uploads from. */
@@ -62,7 +53,7 @@ export function buildManifest(m: ManifestInput): Record<string, unknown> {
       .filter(Boolean)
       .map((l) => l.split('=') as [string, string]),
   );
-  const osRelease = parseLockFile(read('os-release').replace(/"/g, ''));
+  const osRelease = parseKeyValues(read('os-release').replace(/"/g, ''));
   return {
     schema: 1,
     build_id: m.ctx.buildId,
@@ -76,7 +67,7 @@ export function buildManifest(m: ManifestInput): Record<string, unknown> {
     base_image: m.baseImage,
     os: { pretty_name: osRelease.PRETTY_NAME, version_id: osRelease.VERSION_ID },
     kernel,
-    agent_image: { ...parseLockFile(read('agent-image.lock')) },
+    agent_image: { ...parseKeyValues(read('agent-image.lock')) },
     rootfs: JSON.parse(read('rootfs.json')) as unknown,
     outputs: m.outputs,
     durations_s: m.durations,

@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { REPO } from '../../scripts/lib/paths.ts';
 
-/** Tracked and untracked-but-not-ignored files whose first line is a bash/sh shebang. */
+const firstLines = (f: string, n: number) => readFileSync(join(REPO, f), 'utf8').split('\n').slice(0, n).join('\n');
+
+/** Shell files meant to be sourced (login hooks): they declare their shell to shellcheck instead of a shebang. */
+const isSourced = (f: string) => !firstLines(f, 1).startsWith('#!') && /^# shellcheck shell=(sh|bash)$/m.test(firstLines(f, 3));
+
+/** Tracked and untracked-but-not-ignored files that are shell: a bash/sh shebang, or sourced shell. */
 function shellScripts(): string[] {
   const r = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { cwd: REPO, encoding: 'utf8' });
   return r.stdout
@@ -14,7 +19,7 @@ function shellScripts(): string[] {
     .filter(Boolean)
     .filter((f) => {
       try {
-        return /^#!.*\b(bash|sh)\b/.test(readFileSync(join(REPO, f), 'utf8').split('\n', 1)[0]!);
+        return /^#!.*\b(bash|sh)\b/.test(firstLines(f, 1)) || isSourced(f);
       } catch {
         return false;
       }
@@ -28,6 +33,7 @@ describe('lint', () => {
     expect(scripts).toContain('packer/provisioners/validate.sh');
     expect(scripts).toContain('.ci/run');
     expect(scripts).toContain('images/agent-double/syntropy-agent-test-double');
+    expect(scripts).toContain('firstboot/bin/profile.sh');
   });
 
   it('shellcheck passes on every shell script', () => {
@@ -38,8 +44,9 @@ describe('lint', () => {
   });
 
   it('every script is strict (set -euo pipefail) and says what it does and why', () => {
-    for (const f of scripts) {
-      const head = readFileSync(join(REPO, f), 'utf8').split('\n').slice(0, 8).join('\n');
+    // A sourced login hook must not set -e: it would end the user's shell on any error.
+    for (const f of scripts.filter((x) => !isSourced(x))) {
+      const head = firstLines(f, 8);
       expect(head, f).toMatch(/^set -euo pipefail$/m);
       if (f.startsWith('packer/provisioners/')) expect(head, f).toMatch(/^# Why: /m);
     }
