@@ -30,6 +30,9 @@ import {
   type PortRules,
 } from './validate.ts';
 
+/** Figures reported on stderr when SYNTROPY_FIRSTBOOT_STATS=1 (used by the benchmark). */
+export const stats: { confirmedToRunningMs?: number } = {};
+
 export class UsageError extends Error {
   override name = 'UsageError';
 }
@@ -247,6 +250,7 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     env.prompt,
     (t) => env.con.say(t),
   );
+  const confirmedAt = Date.now();
   return await withLock(env.p, async () => {
     const now = configuredFor(env.p, id);
     if (now && !f.reconfigure) {
@@ -256,6 +260,7 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     await recoverInterrupted(deps(env));
     const settings: AgentSettings = { portRange: answers.portRange, agentName: answers.agentName, tags: answers.tags, networkApi: image.networkApi };
     await applyAndReport(env, id, answers.token, settings, 'dialogue');
+    stats.confirmedToRunningMs = Date.now() - confirmedAt;
     return 0;
   });
 }
@@ -429,6 +434,16 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 export async function main(argv: string[], io: MainIO): Promise<number> {
   const con = new Console(io.stdout, io.stderr);
+  const code = await runMain(argv, io, con);
+  if (process.env.SYNTROPY_FIRSTBOOT_STATS === '1') {
+    const rss = (process.resourceUsage().maxRSS / 1024).toFixed(1);
+    const applied = stats.confirmedToRunningMs !== undefined ? ` confirmed_to_running_ms=${stats.confirmedToRunningMs}` : '';
+    con.warn(`syntropy-firstboot stats: peak_rss_mib=${rss}${applied} exit=${code}`);
+  }
+  return code;
+}
+
+async function runMain(argv: string[], io: MainIO, con: Console): Promise<number> {
   let command = '';
   try {
     const { values, positionals } = parseArgs({
