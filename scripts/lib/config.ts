@@ -112,6 +112,24 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    publish: z
+      .object({
+        regions: z.array(name(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region')).default([]),
+        launch_accounts: z.array(name(/^\d{12}$/, 'a 12-digit AWS account ID')).default([]),
+        public: z.boolean().default(false),
+        marketplace_account: z.union([z.literal(''), name(/^\d{12}$/, 'empty or a 12-digit AWS account ID')]).default('679593333241'),
+        ssm_parameter_prefix: name(/^(\/[A-Za-z0-9_.-]+)+$/, 'a Parameter Store path such as /syntropy/ami').default('/syntropy/ami'),
+      })
+      .strict()
+      .default({}),
+    retention: z
+      .object({
+        keep_newest: z.number().int().min(1).max(100).default(3),
+        max_age_days: z.number().int().min(1).max(3650).default(90),
+        instance_max_age_hours: z.number().int().min(1).max(720).default(6),
+      })
+      .strict()
+      .default({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -1,0 +1,300 @@
+// Publishing an AMI from a build manifest: refuse images without passing reports (unless forced,
+// and then say so in the publish manifest), check the Marketplace rules readable from AWS, copy to
+// the configured regions (reusing copies a previous run made), tag, grant launch permissions,
+// share with the Marketplace account, and record the AMI ID per region in Parameter Store.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  ModifyImageAttributeCommand,
+  ModifySnapshotAttributeCommand,
+  type Image,
+  type LaunchPermission,
+} from '@aws-sdk/client-ec2';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { Config } from './config.ts';
+import { awsCall, type RetryOptions } from './awscall.ts';
+
+export interface BuildManifestLike {
+  build_id: string;
+  target: string;
+  image: { name: string; version: string };
+  outputs: { amis?: Record<string, string>; qcow2?: string };
+}
+
+export interface Clients {
+  ec2(region: string): EC2Client;
+  ssm(region: string): SSMClient;
+}
+
+export const defaultClients: Clients = {
+  ec2: (region) => new EC2Client({ region }),
+  ssm: (region) => new SSMClient({ region }),
+};
+
+export interface PublishOptions {
+  dryRun: boolean;
+  force: boolean;
+  clients?: Clients;
+  log?: (line: string) => void;
+  retry?: RetryOptions;
+  pollMs?: number;
+  copyTimeoutMs?: number;
+  now?: () => Date;
+}
+
+export interface RegionResult {
+  imageId: string;
+  snapshotIds: string[];
+  copied: 'built' | 'reused' | 'new';
+}
+
+export interface PublishManifest {
+  schema: 1;
+  build_id: string;
+  image: { name: string; version: string };
+  published_at: string;
+  forced: { reasons: string[] } | null;
+  source: { region: string; image_id: string };
+  regions: Record<string, RegionResult>;
+  launch_accounts: string[];
+  public: boolean;
+  marketplace_account: string | null;
+  ssm_parameters: string[];
+  next_step: string;
+}
+
+/** Problems with the reports next to the build manifest; empty when both exist and pass. */
+export function reportProblems(buildDir: string): string[] {
+  const problems: string[] = [];
+  for (const [name, file] of [
+    ['compliance', 'reports/compliance.json'],
+    ['boot-test', 'reports/boot-test.json'],
+  ] as const) {
+    const path = join(buildDir, file);
+    if (!existsSync(path)) {
+      problems.push(`${name} report is missing (${file})`);
+      continue;
+    }
+    try {
+      const r = JSON.parse(readFileSync(path, 'utf8')) as { passed?: unknown };
+      if (r.passed !== true) problems.push(`${name} report is not passing (${file}: passed=${JSON.stringify(r.passed)})`);
+    } catch {
+      problems.push(`${name} report is not valid JSON (${file})`);
+    }
+  }
+  return problems;
+}
+
+export function sourceOf(m: BuildManifestLike, buildRegion: string): { region: string; imageId: string } {
+  if (m.target !== 'aws' || !m.outputs.amis || Object.keys(m.outputs.amis).length === 0) {
+    throw new Error(`build ${m.build_id} is a ${m.target} build with no AMI; publish needs the manifest of an aws build`);
+  }
+  const region = m.outputs.amis[buildRegion] ? buildRegion : Object.keys(m.outputs.amis)[0]!;
+  return { region, imageId: m.outputs.amis[region]! };
+}
+
+export function targetRegions(m: BuildManifestLike, cfg: Config, sourceRegion: string): string[] {
+  return [...new Set([sourceRegion, ...Object.keys(m.outputs.amis ?? {}), ...cfg.publish.regions])];
+}
+
+/** The plan, computed from the manifest and config alone (what --dry-run prints). */
+export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, force: boolean): string[] {
+  const src = sourceOf(m, cfg.aws.region);
+  const regions = targetRegions(m, cfg, src.region);
+  const lines = [`publish ${m.image.name} ${m.image.version} (build ${m.build_id}) from ${src.imageId} in ${src.region}`];
+  const problems = reportProblems(buildDir);
+  if (problems.length > 0) lines.push(force ? `FORCED despite: ${problems.join('; ')}` : `WOULD REFUSE: ${problems.join('; ')} (use --force to override; it is recorded)`);
+  lines.push(`${src.region}: check Marketplace rules on ${src.imageId} (HVM, EBS, x86_64/arm64, ENA, IMDSv2-only, unencrypted snapshots)`);
+  for (const r of regions) {
+    if (m.outputs.amis?.[r]) lines.push(`${r}: use ${m.outputs.amis[r]} (made by the build)`);
+    else lines.push(`${r}: CopyImage from ${src.region} unless a copy tagged syntropy:build-id=${m.build_id} exists; wait until available`);
+    lines.push(`${r}: CreateTags on the image and its snapshots`);
+    if (cfg.publish.launch_accounts.length > 0 || cfg.publish.public) {
+      const who = [...cfg.publish.launch_accounts, ...(cfg.publish.public ? ['all (public)'] : [])].join(', ');
+      lines.push(`${r}: ModifyImageAttribute launchPermission add ${who}; ModifySnapshotAttribute createVolumePermission add ${cfg.publish.launch_accounts.join(', ') || '-'}`);
+    }
+    lines.push(`${r}: PutParameter ${cfg.publish.ssm_parameter_prefix}/latest and ${cfg.publish.ssm_parameter_prefix}/${m.image.version} = <AMI ID>`);
+  }
+  if (cfg.publish.marketplace_account) {
+    lines.push(`${src.region}: share ${src.imageId} and its snapshots with the AWS Marketplace account ${cfg.publish.marketplace_account}`);
+  }
+  return lines;
+}
+
+/** Marketplace rules that can be read from AWS; returns the problems found (empty = fine). */
+export function marketplaceProblems(image: Image, snapshotsEncrypted: Record<string, boolean>): string[] {
+  const p: string[] = [];
+  if (image.VirtualizationType !== 'hvm') p.push(`virtualization is ${image.VirtualizationType}, not hvm`);
+  if (image.RootDeviceType !== 'ebs') p.push(`root device is ${image.RootDeviceType}, not ebs`);
+  if (image.Architecture !== 'x86_64' && image.Architecture !== 'arm64') p.push(`architecture ${image.Architecture} is neither x86_64 nor arm64`);
+  if (image.EnaSupport !== true) p.push('ENA support is off');
+  if (image.ImdsSupport !== 'v2.0') p.push(`IMDS support is ${image.ImdsSupport ?? 'unset'}, not v2.0 (IMDSv2 only)`);
+  for (const [id, enc] of Object.entries(snapshotsEncrypted)) if (enc) p.push(`snapshot ${id} is encrypted`);
+  if (image.State !== 'available') p.push(`state is ${image.State}, not available`);
+  return p;
+}
+
+const snapshotIdsOf = (image: Image): string[] =>
+  (image.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId).filter((s): s is string => typeof s === 'string');
+
+export async function publish(m: BuildManifestLike, cfg: Config, buildDir: string, opts: PublishOptions): Promise<PublishManifest | null> {
+  const log = opts.log ?? (() => undefined);
+  const clients = opts.clients ?? defaultClients;
+  const call = <T>(region: string, name: string, fn: () => Promise<T>) => awsCall(region, name, fn, opts.retry);
+  if (opts.dryRun) {
+    for (const l of planLines(m, cfg, buildDir, opts.force)) log(l);
+    return null;
+  }
+  const problems = reportProblems(buildDir);
+  if (problems.length > 0 && !opts.force) {
+    throw new Error(`refusing to publish build ${m.build_id}: ${problems.join('; ')}. Run the compliance and boot tests, or pass --force (recorded in the publish manifest)`);
+  }
+  const src = sourceOf(m, cfg.aws.region);
+  const regions = targetRegions(m, cfg, src.region);
+
+  // Marketplace rules first: nothing is copied or shared for an image that would be rejected.
+  const described = await call(src.region, 'EC2 DescribeImages', () => clients.ec2(src.region).send(new DescribeImagesCommand({ ImageIds: [src.imageId] })));
+  const sourceImage = described.Images?.[0];
+  if (!sourceImage) throw new Error(`${src.region}: AMI ${src.imageId} from the build manifest does not exist`);
+  const snaps = snapshotIdsOf(sourceImage);
+  const snapInfo = snaps.length
+    ? await call(src.region, 'EC2 DescribeSnapshots', () => clients.ec2(src.region).send(new DescribeSnapshotsCommand({ SnapshotIds: snaps })))
+    : { Snapshots: [] };
+  const encrypted = Object.fromEntries((snapInfo.Snapshots ?? []).map((s) => [s.SnapshotId!, s.Encrypted === true]));
+  const mp = marketplaceProblems(sourceImage, encrypted);
+  if (mp.length > 0) throw new Error(`${src.region}: ${src.imageId} breaks AWS Marketplace rules: ${mp.join('; ')}`);
+  log(`${src.region}: ${src.imageId} meets the Marketplace rules readable from AWS`);
+
+  const results: Record<string, RegionResult> = {};
+  const pending: Record<string, string> = {};
+  for (const r of regions) {
+    const known = m.outputs.amis?.[r];
+    if (known) {
+      results[r] = { imageId: known, snapshotIds: [], copied: 'built' };
+      continue;
+    }
+    // A copy made by an earlier, interrupted run is found by its build-id tag, not made again.
+    const existing = await call(r, 'EC2 DescribeImages', () =>
+      clients.ec2(r).send(
+        new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'tag:syntropy:build-id', Values: [m.build_id] }] }),
+      ),
+    );
+    const usable = (existing.Images ?? []).find((i) => i.State === 'available' || i.State === 'pending');
+    if (usable?.ImageId) {
+      log(`${r}: reusing copy ${usable.ImageId} (${usable.State}) from an earlier run`);
+      results[r] = { imageId: usable.ImageId, snapshotIds: [], copied: 'reused' };
+      if (usable.State === 'pending') pending[r] = usable.ImageId;
+      continue;
+    }
+    const copy = await call(r, 'EC2 CopyImage', () =>
+      clients.ec2(r).send(
+        new CopyImageCommand({
+          SourceRegion: src.region,
+          SourceImageId: src.imageId,
+          Name: sourceImage.Name ?? `${m.image.name}-${m.image.version}-${m.build_id}`,
+          Description: sourceImage.Description,
+          Encrypted: false,
+          CopyImageTags: true,
+          ClientToken: `${m.build_id}-${r}`.slice(0, 64),
+        }),
+      ),
+    );
+    if (!copy.ImageId) throw new Error(`${r}: EC2 CopyImage returned no image ID`);
+    log(`${r}: copying ${src.imageId} -> ${copy.ImageId}`);
+    results[r] = { imageId: copy.ImageId, snapshotIds: [], copied: 'new' };
+    pending[r] = copy.ImageId;
+  }
+
+  // Wait for every copy, printing progress.
+  const deadline = Date.now() + (opts.copyTimeoutMs ?? 60 * 60_000);
+  while (Object.keys(pending).length > 0) {
+    for (const [r, id] of Object.entries(pending)) {
+      const d = await call(r, 'EC2 DescribeImages', () => clients.ec2(r).send(new DescribeImagesCommand({ ImageIds: [id] })));
+      const state = d.Images?.[0]?.State ?? 'unknown';
+      if (state === 'available') {
+        log(`${r}: ${id} available`);
+        delete pending[r];
+      } else if (state === 'failed' || state === 'invalid' || state === 'error' || state === 'deregistered') {
+        throw new Error(`${r}: copy ${id} ended in state ${state}${d.Images?.[0]?.StateReason?.Message ? ` (${d.Images[0].StateReason.Message})` : ''}`);
+      } else {
+        log(`${r}: ${id} ${state}…`);
+      }
+    }
+    if (Object.keys(pending).length === 0) break;
+    if (Date.now() > deadline) throw new Error(`copies still pending after the timeout: ${Object.entries(pending).map(([r, id]) => `${r} ${id}`).join(', ')}`);
+    await new Promise((res) => setTimeout(res, opts.pollMs ?? 15_000));
+  }
+
+  const publishedAt = (opts.now?.() ?? new Date()).toISOString();
+  const ssmParameters: string[] = [];
+  for (const r of regions) {
+    const res = results[r]!;
+    const img = await call(r, 'EC2 DescribeImages', () => clients.ec2(r).send(new DescribeImagesCommand({ ImageIds: [res.imageId] })));
+    res.snapshotIds = snapshotIdsOf(img.Images?.[0] ?? {});
+    const tags = [
+      { Key: 'Name', Value: sourceImage.Name ?? m.image.name },
+      { Key: 'syntropy:image', Value: m.image.name },
+      { Key: 'syntropy:version', Value: m.image.version },
+      { Key: 'syntropy:build-id', Value: m.build_id },
+      { Key: 'syntropy:published-at', Value: publishedAt },
+    ];
+    await call(r, 'EC2 CreateTags', () => clients.ec2(r).send(new CreateTagsCommand({ Resources: [res.imageId, ...res.snapshotIds], Tags: tags })));
+    const add: LaunchPermission[] = cfg.publish.launch_accounts.map((UserId) => ({ UserId }));
+    if (cfg.publish.public) add.push({ Group: 'all' });
+    if (add.length > 0) {
+      await call(r, 'EC2 ModifyImageAttribute', () => clients.ec2(r).send(new ModifyImageAttributeCommand({ ImageId: res.imageId, LaunchPermission: { Add: add } })));
+    }
+    if (cfg.publish.launch_accounts.length > 0) {
+      for (const snap of res.snapshotIds) {
+        await call(r, 'EC2 ModifySnapshotAttribute', () =>
+          clients.ec2(r).send(
+            new ModifySnapshotAttributeCommand({ SnapshotId: snap, Attribute: 'createVolumePermission', OperationType: 'add', UserIds: cfg.publish.launch_accounts }),
+          ),
+        );
+      }
+    }
+    for (const name of [`${cfg.publish.ssm_parameter_prefix}/latest`, `${cfg.publish.ssm_parameter_prefix}/${m.image.version}`]) {
+      await call(r, 'SSM PutParameter', () =>
+        clients.ssm(r).send(new PutParameterCommand({ Name: name, Value: res.imageId, Type: 'String', DataType: 'aws:ec2:image', Overwrite: true })),
+      );
+      ssmParameters.push(`${r}:${name}`);
+    }
+    log(`${r}: ${res.imageId} tagged, permissions set, ${cfg.publish.ssm_parameter_prefix}/latest updated`);
+  }
+
+  if (cfg.publish.marketplace_account) {
+    const acct = cfg.publish.marketplace_account;
+    await call(src.region, 'EC2 ModifyImageAttribute', () =>
+      clients.ec2(src.region).send(new ModifyImageAttributeCommand({ ImageId: src.imageId, LaunchPermission: { Add: [{ UserId: acct }] } })),
+    );
+    for (const snap of snaps) {
+      await call(src.region, 'EC2 ModifySnapshotAttribute', () =>
+        clients.ec2(src.region).send(new ModifySnapshotAttributeCommand({ SnapshotId: snap, Attribute: 'createVolumePermission', OperationType: 'add', UserIds: [acct] })),
+      );
+    }
+    log(`${src.region}: shared ${src.imageId} with the AWS Marketplace account ${acct}`);
+  }
+
+  const nextStep = cfg.publish.marketplace_account
+    ? `Next (manual): in the AWS Marketplace Management Portal, open your product, choose "Request changes" > "Add new version", and give AMI ${src.imageId} (${src.region}), version ${m.image.version}, the OS user "admin", SSH port 22, and the IAM access role that lets Marketplace read the AMI.`
+    : 'Next (manual): no Marketplace account is configured (publish.marketplace_account); share the AMI with Marketplace before adding the version.';
+  return {
+    schema: 1,
+    build_id: m.build_id,
+    image: m.image,
+    published_at: publishedAt,
+    forced: problems.length > 0 ? { reasons: problems } : null,
+    source: { region: src.region, image_id: src.imageId },
+    regions: results,
+    launch_accounts: cfg.publish.launch_accounts,
+    public: cfg.publish.public,
+    marketplace_account: cfg.publish.marketplace_account || null,
+    ssm_parameters: ssmParameters,
+    next_step: nextStep,
+  };
+}

@@ -1,0 +1,263 @@
+// publish and clean against the real AWS SDK v3, mocked at the client boundary: one client
+// (and one mock) per region, so each region's calls can be told apart.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  ModifyImageAttributeCommand,
+  ModifySnapshotAttributeCommand,
+  TerminateInstancesCommand,
+  type Image,
+} from '@aws-sdk/client-ec2';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { loadConfig, type Config } from '../../scripts/lib/config.ts';
+import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/publish.ts';
+import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/retention.ts';
+import { awsCall } from '../../scripts/lib/awscall.ts';
+
+const REGIONS = ['us-east-1', 'eu-west-1', 'eu-central-1'];
+let ec2: Record<string, { client: EC2Client; mock: AwsClientStub<EC2Client> }>;
+let ssm: Record<string, { client: SSMClient; mock: AwsClientStub<SSMClient> }>;
+let clients: Clients;
+
+beforeEach(() => {
+  ec2 = {};
+  ssm = {};
+  for (const r of REGIONS) {
+    const c = new EC2Client({ region: r });
+    ec2[r] = { client: c, mock: mockClient(c) };
+    const s = new SSMClient({ region: r });
+    ssm[r] = { client: s, mock: mockClient(s) };
+    ssm[r].mock.on(PutParameterCommand).resolves({ Version: 1 });
+    ec2[r].mock.on(CreateTagsCommand).resolves({});
+    ec2[r].mock.on(ModifyImageAttributeCommand).resolves({});
+    ec2[r].mock.on(ModifySnapshotAttributeCommand).resolves({});
+  }
+  clients = { ec2: (r) => ec2[r]!.client, ssm: (r) => ssm[r]!.client };
+});
+
+const manifest: BuildManifestLike = { build_id: '20260101T000000Z', target: 'aws', image: { name: 'syntropy-agent-debian13', version: '1.2.0' }, outputs: { amis: { 'us-east-1': 'ami-src' } } };
+
+const goodImage = (id: string, snap: string, state = 'available'): Image => ({
+  ImageId: id,
+  Name: 'syntropy-agent-debian13-1.2.0-20260101T000000Z',
+  State: state as Image['State'],
+  VirtualizationType: 'hvm',
+  RootDeviceType: 'ebs',
+  Architecture: 'x86_64',
+  EnaSupport: true,
+  ImdsSupport: 'v2.0',
+  BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: snap } }],
+});
+
+function buildDir(reports: { compliance?: unknown; boot?: unknown } = { compliance: { passed: true }, boot: { passed: true } }): string {
+  const d = mkdtempSync(join(tmpdir(), 'publish-'));
+  mkdirSync(join(d, 'reports'));
+  if (reports.compliance !== undefined) writeFileSync(join(d, 'reports/compliance.json'), JSON.stringify(reports.compliance));
+  if (reports.boot !== undefined) writeFileSync(join(d, 'reports/boot-test.json'), JSON.stringify(reports.boot));
+  return d;
+}
+
+function cfg(extra: Record<string, unknown> = {}): Config {
+  return loadConfig({ overrides: [{ target: 'aws', publish: { regions: ['eu-west-1'], launch_accounts: ['111122223333'], ...extra } }] }).config;
+}
+
+function sourceIsGood(): void {
+  ec2['us-east-1']!.mock.on(DescribeImagesCommand, { ImageIds: ['ami-src'] }).resolves({ Images: [goodImage('ami-src', 'snap-src')] });
+  ec2['us-east-1']!.mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-src', Encrypted: false }] });
+}
+
+const fast = { retry: { sleep: async () => undefined }, pollMs: 1 };
+
+describe('publish', () => {
+  it('copies, waits, tags, grants, shares with Marketplace and writes Parameter Store in every region', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    eu.on(CopyImageCommand).resolves({ ImageId: 'ami-copy' });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] })
+      .resolvesOnce({ Images: [goodImage('ami-copy', 'snap-copy', 'pending')] })
+      .resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    const log: string[] = [];
+    const out = (await publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, log: (l) => log.push(l), ...fast, now: () => new Date('2026-01-02T00:00:00Z') }))!;
+    expect(out.regions).toEqual({
+      'us-east-1': { imageId: 'ami-src', snapshotIds: ['snap-src'], copied: 'built' },
+      'eu-west-1': { imageId: 'ami-copy', snapshotIds: ['snap-copy'], copied: 'new' },
+    });
+    expect(out.forced).toBeNull();
+    expect(eu.commandCalls(CopyImageCommand)[0]!.args[0].input).toMatchObject({ SourceRegion: 'us-east-1', SourceImageId: 'ami-src', Encrypted: false, CopyImageTags: true });
+    expect(log.some((l) => l.includes('eu-west-1: ami-copy pending'))).toBe(true);
+    expect(eu.commandCalls(CreateTagsCommand)[0]!.args[0].input.Resources).toEqual(['ami-copy', 'snap-copy']);
+    expect(eu.commandCalls(ModifyImageAttributeCommand)[0]!.args[0].input).toEqual({ ImageId: 'ami-copy', LaunchPermission: { Add: [{ UserId: '111122223333' }] } });
+    expect(eu.commandCalls(ModifySnapshotAttributeCommand)[0]!.args[0].input).toMatchObject({ SnapshotId: 'snap-copy', OperationType: 'add', UserIds: ['111122223333'] });
+    // Marketplace share happens in the source region, for the image and its snapshot.
+    const us = ec2['us-east-1']!.mock;
+    expect(us.commandCalls(ModifyImageAttributeCommand).map((c) => c.args[0].input.LaunchPermission)).toContainEqual({ Add: [{ UserId: '679593333241' }] });
+    expect(us.commandCalls(ModifySnapshotAttributeCommand).map((c) => c.args[0].input.UserIds)).toContainEqual(['679593333241']);
+    expect(ssm['eu-west-1']!.mock.commandCalls(PutParameterCommand).map((c) => c.args[0].input)).toEqual([
+      { Name: '/syntropy/ami/latest', Value: 'ami-copy', Type: 'String', DataType: 'aws:ec2:image', Overwrite: true },
+      { Name: '/syntropy/ami/1.2.0', Value: 'ami-copy', Type: 'String', DataType: 'aws:ec2:image', Overwrite: true },
+    ]);
+    expect(out.ssm_parameters).toContain('us-east-1:/syntropy/ami/latest');
+    expect(out.next_step).toMatch(/Marketplace Management Portal.*ami-src/);
+  });
+
+  it('refuses without passing reports and calls no AWS API; --force proceeds and records why', async () => {
+    const dir = buildDir({ compliance: { passed: false } });
+    await expect(publish(manifest, cfg({ regions: [] }), dir, { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(
+      /refusing to publish build 20260101T000000Z: compliance report is not passing .*; boot-test report is missing/,
+    );
+    for (const r of REGIONS) expect(ec2[r]!.mock.calls()).toHaveLength(0);
+    sourceIsGood();
+    const out = (await publish(manifest, cfg({ regions: [] }), dir, { dryRun: false, force: true, clients, ...fast }))!;
+    expect(out.forced?.reasons).toEqual(['compliance report is not passing (reports/compliance.json: passed=false)', 'boot-test report is missing (reports/boot-test.json)']);
+  });
+
+  it('checks the Marketplace rules before copying or sharing anything', async () => {
+    ec2['us-east-1']!.mock.on(DescribeImagesCommand).resolves({ Images: [{ ...goodImage('ami-src', 'snap-src'), ImdsSupport: undefined, EnaSupport: false }] });
+    ec2['us-east-1']!.mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-src', Encrypted: true }] });
+    await expect(publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(
+      'us-east-1: ami-src breaks AWS Marketplace rules: ENA support is off; IMDS support is unset, not v2.0 (IMDSv2 only); snapshot snap-src is encrypted',
+    );
+    expect(ec2['eu-west-1']!.mock.commandCalls(CopyImageCommand)).toHaveLength(0);
+    expect(ec2['us-east-1']!.mock.commandCalls(ModifyImageAttributeCommand)).toHaveLength(0);
+    expect(marketplaceProblems({ ...goodImage('a', 's'), VirtualizationType: 'paravirtual', RootDeviceType: 'instance-store', Architecture: 'i386' }, {})).toHaveLength(3);
+  });
+
+  it('retries throttling, and names the region and call of a failure', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    eu.on(CopyImageCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'RequestLimitExceeded' }))
+      .resolves({ ImageId: 'ami-copy' });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    const ok = await publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast });
+    expect(eu.commandCalls(CopyImageCommand)).toHaveLength(2);
+    expect(ok?.regions['eu-west-1']?.imageId).toBe('ami-copy');
+
+    const de = ec2['eu-central-1']!.mock;
+    de.on(DescribeImagesCommand).resolves({ Images: [] });
+    de.on(CopyImageCommand).rejects(Object.assign(new Error('You are not authorized'), { name: 'UnauthorizedOperation' }));
+    await expect(publish(manifest, cfg({ regions: ['eu-west-1', 'eu-central-1'] }), buildDir(), { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(
+      'eu-central-1: EC2 CopyImage failed: UnauthorizedOperation: You are not authorized',
+    );
+  });
+
+  it('finishes a partial run by reusing the copy it made, without copying again', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    const out = (await publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast }))!;
+    expect(eu.commandCalls(CopyImageCommand)).toHaveLength(0);
+    expect(out.regions['eu-west-1']).toEqual({ imageId: 'ami-copy', snapshotIds: ['snap-copy'], copied: 'reused' });
+    const filters = eu.commandCalls(DescribeImagesCommand)[0]!.args[0].input.Filters;
+    expect(filters).toEqual([{ Name: 'tag:syntropy:build-id', Values: ['20260101T000000Z'] }]);
+  });
+
+  it('prints the whole plan on --dry-run without calling AWS', async () => {
+    const log: string[] = [];
+    const r = await publish(manifest, cfg({ public: true }), buildDir({}), { dryRun: true, force: false, clients, log: (l) => log.push(l) });
+    expect(r).toBeNull();
+    for (const reg of REGIONS) expect(ec2[reg]!.mock.calls()).toHaveLength(0);
+    const text = log.join('\n');
+    expect(text).toMatch(/WOULD REFUSE: compliance report is missing/);
+    expect(text).toMatch(/eu-west-1: CopyImage from us-east-1 unless a copy tagged syntropy:build-id=20260101T000000Z exists/);
+    expect(text).toMatch(/launchPermission add 111122223333, all \(public\)/);
+    expect(text).toMatch(/share ami-src and its snapshots with the AWS Marketplace account 679593333241/);
+  });
+
+  it('refuses a local build manifest', () => {
+    expect(() => planLines({ ...manifest, target: 'local', outputs: { qcow2: '/x' } }, cfg(), buildDir(), false)).toThrow(/local build with no AMI/);
+    expect(reportProblems('/nonexistent')).toHaveLength(2);
+  });
+});
+
+describe('awsCall', () => {
+  it('gives up on throttling after the configured attempts, naming region and call', async () => {
+    let n = 0;
+    const fail = () => {
+      n++;
+      return Promise.reject(Object.assign(new Error('slow down'), { name: 'ThrottlingException' }));
+    };
+    await expect(awsCall('ap-south-1', 'SSM PutParameter', fail, { attempts: 3, sleep: async () => undefined })).rejects.toThrow(
+      'ap-south-1: SSM PutParameter failed: ThrottlingException: slow down',
+    );
+    expect(n).toBe(3);
+  });
+});
+
+describe('retention', () => {
+  const now = new Date('2026-06-01T00:00:00Z');
+  const img = (region: string, id: string, daysOld: number): ImageInfo => ({
+    region,
+    imageId: id,
+    name: id,
+    creationDate: new Date(now.getTime() - daysOld * 86_400_000).toISOString(),
+    snapshotIds: [`snap-${id}`],
+  });
+
+  it('keeps the newest N per region and removes only what is older than the age limit', () => {
+    const images = [img('us-east-1', 'a', 200), img('us-east-1', 'b', 150), img('us-east-1', 'c', 100), img('us-east-1', 'd', 95), img('us-east-1', 'e', 10), img('eu-west-1', 'x', 400), img('eu-west-1', 'y', 300)];
+    expect(selectForRemoval(images, now, 3, 90).map((i) => i.imageId)).toEqual(['b', 'a']);
+    expect(selectForRemoval(images, now, 1, 90).map((i) => i.imageId).sort()).toEqual(['a', 'b', 'c', 'd', 'x']);
+    expect(selectForRemoval(images, now, 3, 365)).toEqual([]);
+    expect(selectForRemoval([], now, 3, 90)).toEqual([]);
+  });
+
+  it('deregisters before deleting snapshots, terminates only stale tagged instances, and --dry-run changes nothing', async () => {
+    const c = loadConfig({ overrides: [{ retention: { keep_newest: 1, max_age_days: 30 } }] }).config;
+    const us = ec2['us-east-1']!.mock;
+    us.on(DescribeImagesCommand).resolves({
+      Images: [
+        { ImageId: 'ami-new', CreationDate: '2026-05-30T00:00:00Z', BlockDeviceMappings: [{ Ebs: { SnapshotId: 'snap-new' } }] },
+        { ImageId: 'ami-old', CreationDate: '2026-01-01T00:00:00Z', BlockDeviceMappings: [{ Ebs: { SnapshotId: 'snap-old' } }] },
+      ],
+    });
+    us.on(DescribeInstancesCommand).resolves({
+      Reservations: [{ Instances: [{ InstanceId: 'i-stale', LaunchTime: new Date('2026-05-31T00:00:00Z') }, { InstanceId: 'i-building', LaunchTime: new Date('2026-05-31T23:00:00Z') }] }],
+    });
+    us.on(DeregisterImageCommand).resolves({});
+    us.on(DeleteSnapshotCommand).resolves({});
+    us.on(TerminateInstancesCommand).resolves({});
+    const dry = await clean(c, { dryRun: true, now, clients });
+    expect(dry.images.map((i) => i.imageId)).toEqual(['ami-old']);
+    expect(dry.instances).toEqual([{ region: 'us-east-1', instanceId: 'i-stale' }]);
+    expect(us.commandCalls(DeregisterImageCommand)).toHaveLength(0);
+    expect(us.commandCalls(TerminateInstancesCommand)).toHaveLength(0);
+
+    await clean(c, { dryRun: false, now, clients });
+    const order = us.calls().map((x) => (x.args[0] as { constructor: { name: string } }).constructor.name).filter((n) => n !== 'DescribeImagesCommand' && n !== 'DescribeInstancesCommand');
+    expect(order).toEqual(['DeregisterImageCommand', 'DeleteSnapshotCommand', 'TerminateInstancesCommand']);
+    expect(us.commandCalls(DeleteSnapshotCommand)[0]!.args[0].input).toEqual({ SnapshotId: 'snap-old' });
+    expect(us.commandCalls(TerminateInstancesCommand)[0]!.args[0].input).toEqual({ InstanceIds: ['i-stale'] });
+  });
+});
+
+describe('npm run publish -- --dry-run (real process, no AWS credentials)', () => {
+  it('prints the plan for the fixture manifest and exits 0', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { REPO } = await import('../../scripts/lib/paths.ts');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+    const r = spawnSync(
+      'npm',
+      ['run', '--silent', 'publish', '--', '--dry-run', '--manifest', 'test/fixtures/aws-build-manifest.json', '--set', 'publish.regions=[eu-west-1]'],
+      { cwd: REPO, encoding: 'utf8', env: { ...env, AWS_EC2_METADATA_DISABLED: 'true' } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('publish syntropy-agent-debian13 1.0.0 (build 20260101T120000Z) from ami-0123456789abcdef0 in us-east-1');
+    expect(r.stdout).toMatch(/WOULD REFUSE: compliance report is missing/);
+    expect(r.stdout).toMatch(/eu-west-1: CopyImage from us-east-1/);
+  }, 30_000);
+});
