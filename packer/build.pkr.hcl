@@ -51,8 +51,8 @@ build {
   # collect-manifest.sh writes under /run, which is not part of the image.
   provisioner "file" {
     direction   = "download"
-    source      = "/run/syntropy-build/out/"
-    destination = "${var.manifest_dir}/"
+    source      = "/run/syntropy-build/image-info.tar"
+    destination = "${var.manifest_dir}/image-info.tar"
   }
 
   provisioner "shell" {

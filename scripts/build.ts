@@ -180,6 +180,8 @@ async function main(): Promise<void> {
       runPacker(['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'], templateDir, join(partialDir, 'packer.log'), durations),
     );
 
+    await $`tar -C ${partialDir} -xf ${join(partialDir, 'image-info.tar')}`;
+    rmSync(join(partialDir, 'image-info.tar'));
     let outputs: Record<string, unknown>;
     const packerManifest = JSON.parse(readFileSync(join(partialDir, 'packer-manifest.json'), 'utf8')) as { builds: { artifact_id: string; files?: { name: string; size: number }[] }[] };
     const last = packerManifest.builds.at(-1)!;

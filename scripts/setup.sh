@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t packages < <(grep -vE '^[[:space:]]*(#|$)' deps/apt-packages.txt)
 missing=()
-for p in "${packages[@]}"; do
+while read -r p binary; do
+  if [[ -n "${binary:-}" ]] && command -v "$binary" >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
+done < <(grep -vE '^[[:space:]]*(#|$)' deps/apt-packages.txt)
 if (( ${#missing[@]} > 0 )); then
   sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)

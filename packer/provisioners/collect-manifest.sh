@@ -13,4 +13,6 @@ dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/pack
 cp /etc/os-release "$out/os-release"
 cp /etc/syntropy/agent-image.lock "$out/agent-image.lock"
 df -B1 --output=used,size / | tail -n 1 | awk '{ printf "{\"used_bytes\": %s, \"size_bytes\": %s}\n", $1, $2 }' > "$out/rootfs.json"
+# One file crosses back to the host: directory downloads differ between Packer versions.
+tar -C "$out" -cf /run/syntropy-build/image-info.tar .
 echo "collect-manifest: $(wc -l < "$out/packages.tsv") packages, rootfs $(df -h --output=used / | tail -n 1 | tr -d ' ') used"
