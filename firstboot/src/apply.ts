@@ -170,13 +170,22 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     }
     writeFileAtomic(p.envFile, envFileContent(input.token, input.settings), 0o600);
 
-    failedStep = `open UDP ${input.settings.portRange} in the firewall`;
+    // The firewall rule and the container start are independent: run them together (both are
+    // journaled first, so a failure of either rolls back both).
     mark('firewall');
-    if (previous?.settings.portRange !== input.settings.portRange) await sys.firewallAllowUdp(range);
-
-    failedStep = 'start the agent';
     mark('start-agent');
-    await sys.startAgent();
+    const [fw, start] = await Promise.allSettled([
+      previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve(),
+      sys.startAgent(),
+    ]);
+    if (fw.status === 'rejected') {
+      failedStep = `open UDP ${input.settings.portRange} in the firewall`;
+      throw fw.reason;
+    }
+    if (start.status === 'rejected') {
+      failedStep = 'start the agent';
+      throw start.reason;
+    }
 
     failedStep = 'confirm the agent is running';
     const boundPort = await confirmRunning(range, deps);

@@ -84,13 +84,22 @@ function portRules(env: Env, image: ImageSettings, current: State | null): PortR
   };
 }
 
-/** The instance this configuration belongs to: the EC2 instance ID, or the machine ID locally. */
+/**
+ * The instance this configuration belongs to: the EC2 instance ID, or the machine ID where there
+ * is no metadata service. When the metadata service does not answer but the saved configuration
+ * names an EC2 instance, that instance is kept: a slow or missing answer is no proof that this is
+ * a new instance, and must never wipe a working configuration.
+ */
 async function instanceId(env: Env): Promise<string> {
   if (env.imds) {
     try {
       return (await env.imds.identity()).instanceId;
-    } catch {
-      /* not on EC2 (or no metadata double): fall back to the machine ID */
+    } catch (e) {
+      const saved = readState(env.p);
+      if (saved?.instanceId.startsWith('i-')) {
+        env.con.warn(`Instance metadata did not answer (${(e as Error).message}); keeping the configuration of ${saved.instanceId}.`);
+        return saved.instanceId;
+      }
     }
   }
   const mid = existsSync(env.p.machineId) ? readFileSync(env.p.machineId, 'utf8').trim() : '';
@@ -483,7 +492,7 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
       con,
       p,
       sys: live ? new LiveSystem() : new PlanSystem((l) => con.say(l)),
-      imds: imdsEndpoint ? new ImdsClient(imdsEndpoint) : null,
+      imds: imdsEndpoint ? new ImdsClient(imdsEndpoint, 5000, 5) : null,
       ssmEndpoint: values['ssm-endpoint'],
       region: values.region,
       prompt: io.prompt ?? { input: io.stdin, output: io.stdout as NodeJS.WritableStream },

@@ -1,5 +1,6 @@
 // Where configuration comes from: EC2 user data through IMDSv2 (never IMDSv1), a SecureString
 // in SSM Parameter Store, or the dialogue. This module covers the first two.
+import { request } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { checkAgentName, checkSsmParameterName, checkToken, parseTags } from './validate.ts';
 import { registerSecret } from './secrets.ts';
@@ -15,6 +16,26 @@ export interface InstanceIdentity {
   region: string;
 }
 
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+/** A plain node:http request (lighter than fetch, which matters for first boot's memory). */
+function httpRequest(url: string, method: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 export class ImdsClient {
   private token: string | null = null;
 
@@ -24,11 +45,11 @@ export class ImdsClient {
     private readonly attempts = 3,
   ) {}
 
-  private async request(method: 'PUT' | 'GET', path: string, headers: Record<string, string>): Promise<Response> {
+  private async request(method: 'PUT' | 'GET', path: string, headers: Record<string, string>): Promise<HttpAnswer> {
     let last: unknown;
     for (let i = 0; i < this.attempts; i++) {
       try {
-        return await fetch(`${this.endpoint}${path}`, { method, headers, signal: AbortSignal.timeout(this.timeoutMs) });
+        return await httpRequest(`${this.endpoint}${path}`, method, headers, this.timeoutMs);
       } catch (e) {
         last = e;
         await new Promise((r) => setTimeout(r, 200 * (i + 1)));
@@ -41,8 +62,8 @@ export class ImdsClient {
   private async sessionToken(): Promise<string> {
     if (this.token) return this.token;
     const res = await this.request('PUT', '/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': '300' });
-    if (!res.ok) throw new SourceError(`instance metadata service refused a session token (HTTP ${res.status})`);
-    this.token = await res.text();
+    if (res.status !== 200) throw new SourceError(`instance metadata service refused a session token (HTTP ${res.status})`);
+    this.token = res.body;
     return this.token;
   }
 
@@ -51,8 +72,8 @@ export class ImdsClient {
     const token = await this.sessionToken();
     const res = await this.request('GET', path, { 'X-aws-ec2-metadata-token': token });
     if (res.status === 404) return null;
-    if (!res.ok) throw new SourceError(`instance metadata ${path} answered HTTP ${res.status}`);
-    return await res.text();
+    if (res.status !== 200) throw new SourceError(`instance metadata ${path} answered HTTP ${res.status}`);
+    return res.body;
   }
 
   async identity(): Promise<InstanceIdentity> {

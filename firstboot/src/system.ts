@@ -2,7 +2,8 @@
 // and reading bound ports. With --root DIR those steps are printed as a plan instead of run.
 // Commands get argument arrays (no shell) and never the token: it reaches the agent only
 // through the 0600 env file.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
 
@@ -25,13 +26,15 @@ export interface System {
   hostname(): string;
 }
 
-function run(cmd: string, args: string[]): string {
+const execFileAsync = promisify(execFile);
+
+async function run(cmd: string, args: string[]): Promise<string> {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    return (await execFileAsync(cmd, args, { encoding: 'utf8', timeout: 120_000 })).stdout;
   } catch (e) {
-    const err = e as { stderr?: string; status?: number };
+    const err = e as { stderr?: string; code?: number | string };
     const detail = (err.stderr ?? '').trim().split('\n').slice(-2).join(' ');
-    throw new Error(`${cmd} ${args.join(' ')} failed${err.status !== undefined ? ` (exit ${err.status})` : ''}${detail ? `: ${detail}` : ''}`);
+    throw new Error(`${cmd} ${args.join(' ')} failed${err.code !== undefined ? ` (exit ${err.code})` : ''}${detail ? `: ${detail}` : ''}`);
   }
 }
 
@@ -42,39 +45,40 @@ export class LiveSystem implements System {
 
   async imageId(ref: string): Promise<string | null> {
     try {
-      return run('docker', ['image', 'inspect', '--format', '{{.Id}}', ref]).trim();
+      return (await run('docker', ['image', 'inspect', '--format', '{{.Id}}', ref])).trim();
     } catch {
       return null;
     }
   }
 
   async loadImageArchive(file: string): Promise<void> {
-    run('docker', ['load', '-i', file]);
+    await run('docker', ['load', '-i', file]);
   }
 
   async pullImage(ref: string): Promise<void> {
-    run('docker', ['pull', ref]);
+    await run('docker', ['pull', ref]);
   }
 
   async firewallAllowUdp(range: PortRange): Promise<void> {
-    run('ufw', ['allow', ...ufwRule(range), 'comment', 'syntropy-agent wireguard']);
+    await run('ufw', ['allow', ...ufwRule(range), 'comment', 'syntropy-agent wireguard']);
   }
 
   async firewallDeleteUdp(range: PortRange): Promise<void> {
-    run('ufw', ['delete', 'allow', ...ufwRule(range)]);
+    await run('ufw', ['delete', 'allow', ...ufwRule(range)]);
   }
 
   async startAgent(): Promise<void> {
-    run('systemctl', ['enable', AGENT_UNIT]);
-    run('systemctl', ['restart', AGENT_UNIT]);
+    // The unit file was installed at bake time: enabling needs no daemon reload.
+    await run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]);
+    await run('systemctl', ['restart', AGENT_UNIT]);
   }
 
   async stopAgent(): Promise<void> {
     try {
-      run('systemctl', ['disable', '--now', AGENT_UNIT]);
+      await run('systemctl', ['--no-reload', 'disable', '--now', AGENT_UNIT]);
     } finally {
       try {
-        run('docker', ['rm', '-f', AGENT_CONTAINER]);
+        await run('docker', ['rm', '-f', AGENT_CONTAINER]);
       } catch {
         /* already gone */
       }
@@ -83,7 +87,7 @@ export class LiveSystem implements System {
 
   async agentRunning(): Promise<boolean> {
     try {
-      return run('docker', ['inspect', '--format', '{{.State.Running}}', AGENT_CONTAINER]).trim() === 'true';
+      return (await run('docker', ['inspect', '--format', '{{.State.Running}}', AGENT_CONTAINER])).trim() === 'true';
     } catch {
       return false;
     }

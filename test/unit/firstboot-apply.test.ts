@@ -118,7 +118,8 @@ describe('apply', () => {
 
   const cases: { failAt: string; expectCalls: string[]; message: RegExp }[] = [
     { failAt: 'imageId', expectCalls: ['imageId'], message: /could not verify the preloaded agent image: imageId exploded/ },
-    { failAt: 'ufw-allow', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
+    // The firewall and the start run together, so both are undone when the firewall fails.
+    { failAt: 'ufw-allow', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
     { failAt: 'start-fails', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
     { failAt: 'no-run', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
     { failAt: 'no-port', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },

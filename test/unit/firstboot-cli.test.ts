@@ -185,3 +185,22 @@ describe('boot: user data through IMDSv2, SSM SecureString, or the dialogue', ()
     expect(existsSync(join(root, 'run/syntropy/needs-dialogue'))).toBe(true);
   });
 });
+
+describe('instance identity', () => {
+  it('keeps a configuration when the metadata service does not answer, instead of wiping it', async () => {
+    const root = newRoot();
+    mkdirSync(join(root, 'var/lib/syntropy/firstboot'), { recursive: true });
+    mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
+    writeFileSync(join(root, 'etc/machine-id'), `${'a'.repeat(32)}\n`);
+    writeFileSync(join(root, 'etc/syntropy/agent.env'), `SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, { mode: 0o600 });
+    writeFileSync(
+      join(root, 'var/lib/syntropy/firstboot/state.json'),
+      JSON.stringify({ status: 'configured', instanceId: 'i-0123456789abcdef0', source: 'dialogue', configuredAt: 't', settings: { portRange: '50000-50001', agentName: 'a', tags: [], networkApi: 'none' }, boundPort: 50000 }),
+    );
+    const r = await run(['boot', '--root', root, '--imds-endpoint', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/Instance metadata did not answer .*; keeping the configuration of i-0123456789abcdef0/);
+    expect(r.out).toMatch(/configured \(dialogue\); ports 50000-50001/);
+    expect(existsSync(join(root, 'etc/syntropy/agent.env'))).toBe(true);
+  }, 60_000);
+});

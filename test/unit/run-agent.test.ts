@@ -1,0 +1,103 @@
+// run-agent starts the container with the agent's documented settings, from the pinned image,
+// without the token in docker's arguments or stored config; the in-container loader exports the
+// env file's values literally. `docker` is a recording stand-in on PATH.
+import { describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { REPO } from '../../scripts/lib/paths.ts';
+
+const ID = `sha256:${'a'.repeat(64)}`;
+// Shell metacharacters a token may legally contain (printable ASCII, no spaces).
+const TOKEN = 'tok$(id)`uname`;"quoted"\'x\'$HOME-0123456789';
+
+function setup(envText: string, mode = 0o600, loaded = true) {
+  const dir = mkdtempSync(join(tmpdir(), 'run-agent-'));
+  const lock = join(dir, 'agent-image.lock');
+  writeFileSync(lock, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_ID=${ID}\n`);
+  const env = join(dir, 'agent.env');
+  writeFileSync(env, envText, { mode });
+  chmodSync(env, mode);
+  const bin = join(dir, 'bin');
+  spawnSync('mkdir', [bin]);
+  writeFileSync(
+    join(bin, 'docker'),
+    `#!/bin/bash
+printf '%s\\0' "$@" > "${dir}/argv.$1"
+case "$1 $2" in
+  "image inspect")
+    ${loaded ? '' : 'exit 1'}
+    if [[ "$*" == *'{{.Id}}'* ]]; then echo "${ID}"; else printf '/usr/local/bin/syntropy-agent-test-double\\n\\n'; fi ;;
+  "rm --force") exit 0 ;;
+  run\\ *)
+    # Run the loader the container would run, against the env file, with env(1) as the agent.
+    args=("$@"); for ((i=0; i<\${#args[@]}; i++)); do [[ "\${args[i]}" == -c ]] && loader="\${args[i+1]}"; done
+    loader="\${loader//\\/run\\/syntropy\\/agent.env/${env}}"
+    env -i sh -c "$loader" syntropy-agent /usr/bin/env > "${dir}/container-env" ;;
+esac
+`,
+  );
+  chmodSync(join(bin, 'docker'), 0o755);
+  const r = spawnSync('bash', [join(REPO, 'firstboot/bin/run-agent')], {
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, SYNTROPY_LOCK_FILE: lock, SYNTROPY_ENV_FILE: env },
+    encoding: 'utf8',
+  });
+  const argv = (verb: string) => {
+    try {
+      return readFileSync(join(dir, `argv.${verb}`), 'utf8').split('\0').slice(0, -1);
+    } catch {
+      return [];
+    }
+  };
+  const containerEnv = () => readFileSync(join(dir, 'container-env'), 'utf8');
+  return { r, argv, containerEnv, env };
+}
+
+describe('run-agent', () => {
+  it('runs the pinned image with the documented settings and no token in docker arguments', () => {
+    const { r, argv, containerEnv, env } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\nSYNTROPY_PORT_RANGE=51820-51830\n`);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const run = argv('run');
+    expect(run.join(' ')).not.toContain('tok$(id)');
+    expect(run).not.toContain('--env-file');
+    for (const [flag, value] of [
+      ['--network', 'host'],
+      ['--restart', 'on-failure:10'],
+      ['--device', '/dev/net/tun:/dev/net/tun'],
+      ['--pull', 'never'],
+      ['--entrypoint', '/bin/sh'],
+      ['--volume', `${env}:/run/syntropy/agent.env:ro`],
+      ['--volume', '/var/lock/syntropy:/var/lock/syntropy'],
+    ] as const) {
+      const i = run.findIndex((a, k) => a === flag && run[k + 1] === value);
+      expect(i, `${flag} ${value}`).toBeGreaterThan(-1);
+    }
+    expect(run.filter((a) => a === 'NET_ADMIN' || a === 'SYS_MODULE')).toHaveLength(2);
+    // The image by ID, then the loader, then the image's own entrypoint.
+    const at = run.indexOf(ID);
+    expect(run.slice(at + 1, at + 2)).toEqual(['-c']);
+    expect(run.slice(at + 3)).toEqual(['syntropy-agent', '/usr/local/bin/syntropy-agent-test-double']);
+    expect(run).not.toContain('/var/run/docker.sock:/var/run/docker.sock:ro');
+    // Inside, the values arrive literally: nothing in the token was run or expanded.
+    expect(containerEnv()).toContain(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
+    expect(containerEnv()).toContain('SYNTROPY_PORT_RANGE=51820-51830\n');
+  });
+
+  it('mounts the Docker socket read-only only in container-discovery mode', () => {
+    const { argv } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\nSYNTROPY_NETWORK_API=docker\n`);
+    expect(argv('run')).toContain('/var/run/docker.sock:/var/run/docker.sock:ro');
+  });
+
+  it('refuses an env file that is not 0600, and an image that is not loaded (no pull)', () => {
+    const loose = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o644);
+    expect(loose.r.status).toBe(1);
+    expect(loose.r.stderr).toMatch(/must exist, owned by root, mode 0600/);
+    expect(loose.argv('run')).toEqual([]);
+    const missing = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, false);
+    expect(missing.r.status).toBe(1);
+    expect(missing.r.stderr).toMatch(/is not loaded; refusing to pull/);
+    expect(missing.argv('run')).toEqual([]);
+  });
+});
