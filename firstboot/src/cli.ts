@@ -386,15 +386,23 @@ export async function updateAgent(env: Env, image: string | undefined, archive: 
   const state = configuredFor(env.p, id);
   if (!existsSync(env.p.lockFile)) throw new UsageError(`no agent image lock file at ${env.p.lockFile}`);
   const oldLock = readFileSync(env.p.lockFile, 'utf8');
+  if (!env.sys.live) {
+    // Plan mode: say what would happen; the lock file is only rewritten for an image Docker holds.
+    if (archive) await env.sys.loadImageArchive(archive);
+    else await env.sys.pullImage(image);
+    await env.sys.imageId(image);
+    if (state) await env.sys.startAgent();
+    return 0;
+  }
   return await withLock(env.p, async () => {
     if (archive) await env.sys.loadImageArchive(archive);
     else await env.sys.pullImage(image);
     const newId = await env.sys.imageId(image);
-    if (env.sys.live && !newId) throw new ApplyError(`Docker does not have ${image} after ${archive ? 'loading the archive' : 'the pull'}`);
-    const digest = archive ? (newId ?? '') : image.split('@')[1]!;
+    if (!newId) throw new ApplyError(`Docker does not have ${image} after ${archive ? 'loading the archive' : 'the pull'}`);
+    const digest = archive ? newId : image.split('@')[1]!;
     writeFileAtomic(
       env.p.lockFile,
-      `# Updated by syntropy-firstboot update-agent at ${new Date().toISOString()}\nAGENT_IMAGE_REF=${image}\nAGENT_IMAGE_DIGEST=${digest}\nAGENT_IMAGE_ID=${newId ?? ''}\nAGENT_IMAGE_SOURCE=${archive ? 'archive' : 'registry'}\n`,
+      `# Updated by syntropy-firstboot update-agent at ${new Date().toISOString()}\nAGENT_IMAGE_REF=${image}\nAGENT_IMAGE_DIGEST=${digest}\nAGENT_IMAGE_ID=${newId}\nAGENT_IMAGE_SOURCE=${archive ? 'archive' : 'registry'}\n`,
       0o644,
     );
     if (!state) {
@@ -406,7 +414,6 @@ export async function updateAgent(env: Env, image: string | undefined, archive: 
       const range = state.settings.portRange.split('-').map(Number) as [number, number];
       const deadline = Date.now() + (env.confirmTimeoutMs ?? 30_000);
       for (;;) {
-        if (!env.sys.live) break;
         const up = (await env.sys.agentRunning()) && [...env.sys.boundUdpPorts()].some((p) => p >= range[0] && p <= range[1]);
         if (up) break;
         if (Date.now() > deadline) throw new ApplyError('the updated agent did not come up');
