@@ -10,13 +10,16 @@ source "qemu" "local" {
   disk_size        = "${var.disk_gib}G"
   format           = "qcow2"
   disk_interface   = "virtio"
-  net_device       = "virtio-net"
-  accelerator      = "none"
-  cpus             = var.qemu_cpus
-  memory           = var.qemu_memory_mib
-  headless         = var.qemu_headless
-  vm_name          = "${var.image_name}.qcow2"
-  output_directory = var.qemu_output_directory
+  # Trimmed blocks become holes, so the final conversion leaves freed space out of the qcow2.
+  disk_discard       = "unmap"
+  disk_detect_zeroes = "unmap"
+  net_device         = "virtio-net"
+  accelerator        = "none"
+  cpus               = var.qemu_cpus
+  memory             = var.qemu_memory_mib
+  headless           = var.qemu_headless
+  vm_name            = "${var.image_name}.qcow2"
+  output_directory   = var.qemu_output_directory
   qemuargs = concat([
     ["-netdev", var.qemu_netdev],
     ["-smbios", var.qemu_smbios],

@@ -84,11 +84,23 @@ function portRules(env: Env, image: ImageSettings, current: State | null): PortR
   };
 }
 
+/** EC2 (Nitro and Xen) identifies itself in DMI; the local images copy that through SMBIOS. */
+function onEc2(p: Paths): boolean {
+  for (const f of ['sys/class/dmi/id/sys_vendor', 'sys/hypervisor/uuid']) {
+    try {
+      const v = readFileSync(join(p.root, f), 'utf8').trim();
+      if (v === 'Amazon EC2' || /^ec2/i.test(v)) return true;
+    } catch {
+      /* not there */
+    }
+  }
+  return false;
+}
+
 /**
  * The instance this configuration belongs to: the EC2 instance ID, or the machine ID where there
- * is no metadata service. When the metadata service does not answer but the saved configuration
- * names an EC2 instance, that instance is kept: a slow or missing answer is no proof that this is
- * a new instance, and must never wipe a working configuration.
+ * is no EC2. A slow or missing metadata answer is no proof of a new instance: it never wipes a
+ * saved configuration, and on EC2 it never stands in a machine ID for the instance ID.
  */
 async function instanceId(env: Env): Promise<string> {
   if (env.imds) {
@@ -99,6 +111,9 @@ async function instanceId(env: Env): Promise<string> {
       if (saved?.instanceId.startsWith('i-')) {
         env.con.warn(`Instance metadata did not answer (${(e as Error).message}); keeping the configuration of ${saved.instanceId}.`);
         return saved.instanceId;
+      }
+      if (onEc2(env.p)) {
+        throw new SourceError(`cannot tell which EC2 instance this is: ${(e as Error).message}; nothing was changed, try again`);
       }
     }
   }
@@ -276,7 +291,14 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
 
 export async function boot(env: Env): Promise<number> {
   await withLock(env.p, () => recoverInterrupted(deps(env)));
-  const id = await instanceId(env);
+  let id: string;
+  try {
+    id = await instanceId(env);
+  } catch (e) {
+    env.con.warn(`${(e as Error).message}. The setup dialogue will ask again at login.`);
+    writeFileAtomic(env.p.needsDialogue, 'unknown\n', 0o644);
+    return 0;
+  }
   const state = readState(env.p);
   if (state && state.instanceId === id && state.status === 'configured') {
     env.con.say(`Syntropy agent configured (${state.source}); ports ${state.settings.portRange}.`);
@@ -499,7 +521,7 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
       con,
       p,
       sys: live ? new LiveSystem() : new PlanSystem((l) => con.say(l)),
-      imds: imdsEndpoint ? new ImdsClient(imdsEndpoint, 5000, 5) : null,
+      imds: imdsEndpoint ? new ImdsClient(imdsEndpoint, 10_000, 6) : null,
       ssmEndpoint: values['ssm-endpoint'],
       region: values.region,
       prompt: io.prompt ?? { input: io.stdin, output: io.stdout as NodeJS.WritableStream },

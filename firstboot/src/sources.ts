@@ -76,11 +76,15 @@ export class ImdsClient {
     return res.body;
   }
 
+  private known: InstanceIdentity | null = null;
+
   async identity(): Promise<InstanceIdentity> {
+    if (this.known) return this.known;
     const instanceId = await this.get('/latest/meta-data/instance-id');
     const region = await this.get('/latest/meta-data/placement/region');
     if (!instanceId || !/^i-[0-9a-f]{8,17}$/.test(instanceId)) throw new SourceError('instance metadata gave no valid instance ID');
-    return { instanceId, region: region ?? '' };
+    this.known = { instanceId, region: region ?? '' };
+    return this.known;
   }
 
   async userData(): Promise<string | null> {

@@ -204,3 +204,31 @@ describe('instance identity', () => {
     expect(existsSync(join(root, 'etc/syntropy/agent.env'))).toBe(true);
   }, 60_000);
 });
+
+describe('instance identity on EC2 without a metadata answer', () => {
+  it('refuses to configure rather than key the configuration on the machine ID', async () => {
+    const root = newRoot();
+    mkdirSync(join(root, 'sys/class/dmi/id'), { recursive: true });
+    writeFileSync(join(root, 'sys/class/dmi/id/sys_vendor'), 'Amazon EC2\n');
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/machine-id'), `${'b'.repeat(32)}\n`);
+    const r = await run(['configure', '--non-interactive', '--root', root, '--imds-endpoint', 'http://127.0.0.1:1', '--token-file', tokenFile()]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/cannot tell which EC2 instance this is: .*nothing was changed, try again/);
+    expect(existsSync(join(root, 'etc/syntropy/agent.env'))).toBe(false);
+    // At boot the same leaves the instance to the dialogue instead of failing.
+    const b = await run(['boot', '--root', root, '--imds-endpoint', 'http://127.0.0.1:1']);
+    expect(b.code).toBe(0);
+    expect(b.err).toMatch(/The setup dialogue will ask again at login/);
+    expect(existsSync(join(root, 'run/syntropy/needs-dialogue'))).toBe(true);
+  }, 120_000);
+
+  it('off EC2 (no DMI vendor) uses the machine ID', async () => {
+    const root = newRoot();
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/machine-id'), `${'c'.repeat(32)}\n`);
+    const r = await run(['configure', '--non-interactive', '--root', root, '--imds-endpoint', 'http://127.0.0.1:1', '--token-file', tokenFile()]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'var/lib/syntropy/firstboot/state.json'), 'utf8')).instanceId).toBe(`local-${'c'.repeat(32)}`);
+  }, 120_000);
+});
