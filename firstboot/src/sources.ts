@@ -21,10 +21,14 @@ interface HttpAnswer {
   body: string;
 }
 
-/** A plain node:http request (lighter than fetch, which matters for first boot's memory). */
+/**
+ * A plain node:http request (lighter than fetch, which matters for first boot's memory), one
+ * connection per request like curl: Node's default keep-alive leaves idle sockets open to the
+ * metadata address, and several first-boot processes holding them starved new requests.
+ */
 function httpRequest(url: string, method: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, timeout: timeoutMs }, (res) => {
+    const req = request(url, { method, headers: { ...headers, Connection: 'close' }, agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
