@@ -9,7 +9,7 @@ import type { PortRules } from '../../firstboot/src/validate.ts';
 
 const TOKEN = 'dialogue-token-abcdef0123456789';
 /** Inquirer validates asynchronously: let it settle before reading the screen. */
-const tick = () => new Promise((r) => setTimeout(r, 20));
+const tick = () => new Promise((r) => setTimeout(r, 100));
 const rules: PortRules = { maxWidth: 1000, sshPort: 22, boundUdpPorts: () => new Set([51830]) };
 
 describe('prompts (rendered with @inquirer/testing)', () => {
