@@ -43,7 +43,7 @@ export interface ApplyInput {
   instanceId: string;
 }
 
-function toRange(text: string): PortRange {
+export function toRange(text: string): PortRange {
   const [a, b] = text.split('-').map(Number);
   return { start: a!, end: b! };
 }
@@ -87,7 +87,8 @@ export async function verifyImage(deps: ApplyDeps): Promise<ImageLock | null> {
   return lock;
 }
 
-async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise<number | null> {
+/** Waits until the agent container runs with a UDP port bound inside the range; returns that port. */
+export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise<number | null> {
   if (!deps.sys.live) {
     await deps.sys.agentRunning();
     return null;

@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { applyConfiguration, ApplyError, readImageLock, recoverInterrupted, type ApplyDeps } from './apply.ts';
+import { applyConfiguration, ApplyError, confirmRunning, readImageLock, recoverInterrupted, toRange, type ApplyDeps } from './apply.ts';
 import { runDialogue, type PromptContext } from './dialogue.ts';
 import { Console, registerSecret } from './secrets.ts';
 import { defaultSsmClient, ImdsClient, parseUserData, readTokenParameter, SourceError, type RawSettings } from './sources.ts';
@@ -433,13 +433,11 @@ export async function updateAgent(env: Env, image: string | undefined, archive: 
     }
     try {
       await env.sys.startAgent();
-      const range = state.settings.portRange.split('-').map(Number) as [number, number];
-      const deadline = Date.now() + (env.confirmTimeoutMs ?? 30_000);
-      for (;;) {
-        const up = (await env.sys.agentRunning()) && [...env.sys.boundUdpPorts()].some((p) => p >= range[0] && p <= range[1]);
-        if (up) break;
-        if (Date.now() > deadline) throw new ApplyError('the updated agent did not come up');
-        await new Promise((r) => setTimeout(r, 250));
+      try {
+        await confirmRunning(toRange(state.settings.portRange), deps(env));
+      } catch (e) {
+        env.con.warn((e as Error).message);
+        throw new ApplyError('the updated agent did not come up');
       }
       env.con.say(`Agent updated to ${image} and running.`);
       return 0;
