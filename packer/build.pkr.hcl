@@ -15,7 +15,7 @@ build {
   }
 
   provisioner "file" {
-    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", var.firstboot_dir]
+    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", var.firstboot_dir, var.hardening_dir]
     destination = "/var/tmp/syntropy-build/"
   }
 
@@ -42,6 +42,7 @@ build {
     environment_vars = var.provisioner_env
     scripts = [
       "${var.repo_root}/packer/provisioners/preload-agent.sh",
+      "${var.repo_root}/packer/provisioners/probe-compliance.sh",
       "${var.repo_root}/packer/provisioners/harden.sh",
       "${var.repo_root}/packer/provisioners/sanitize.sh",
       "${var.repo_root}/packer/provisioners/collect-manifest.sh",

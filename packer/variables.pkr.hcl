@@ -92,6 +92,11 @@ variable "firstboot_dir" {
   description = "Directory holding the first-boot service bundle and its units."
 }
 
+variable "hardening_dir" {
+  type        = string
+  description = "Staged hardening files: apply.sh (rendered CIS catalog) and probe.sh (compliance facts)."
+}
+
 variable "manifest_dir" {
   type        = string
   description = "Where the build writes its outputs (Packer manifest, package list)."

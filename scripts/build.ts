@@ -20,6 +20,7 @@ import { throwawayKey } from './lib/vm.ts';
 import { resolveDigest } from './lib/registry.ts';
 import { findSourceAmi, parseAmiArtifact, requireImdsV2 } from './lib/ami.ts';
 import { buildManifest, stageFirstboot } from './lib/manifest.ts';
+import { buildReports, stageHardening } from './lib/hardening.ts';
 
 const USAGE = `usage: npm run build -- [--target local|aws] [--config FILE] [--set key.path=value]...
                       [--accel auto|kvm|tcg] [--output-dir DIR] [--region REGION] [--dry-run]
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
     gitSha: await gitSha(),
     manifestDir: partialDir,
     firstbootDir: join(partialDir, 'stage', 'firstboot'),
+    hardeningDir: join(partialDir, 'stage', 'hardening'),
     agent: { ref: '', digest: '', archive: '' },
   };
 
@@ -139,6 +141,8 @@ async function main(): Promise<void> {
   let baseImage: Record<string, unknown> = {};
   try {
     await phase(durations, 'bundle-firstboot', () => stageFirstboot(ctx.firstbootDir));
+    const staged = stageHardening(cfg, ctx.hardeningDir, buildId);
+    info(`hardening: ${staged.controls} catalog entries rendered into ${ctx.hardeningDir}/apply.sh`);
     const templateDir = join(partialDir, 'stage', 'packer');
     stageTemplates(templateDir, flavor);
 
@@ -193,8 +197,27 @@ async function main(): Promise<void> {
       if (!flavor.modern) await phase(durations, 'imds-v2-only', () => requireImdsV2(amis));
       outputs = { amis };
     }
+    const { baseline, hardened } = await phase(durations, 'compliance-reports', async () => buildReports(cfg, partialDir, ctx.hardeningDir));
+    if (!hardened) throw new Error('the guest recorded no compliance facts (collect-manifest.sh did not run the probe)');
+    const s = hardened.summary;
+    info(
+      `compliance: ${s.automated_l1_passing}/${s.automated_l1} automated L1 Server passing (${s.score}%)` +
+        `${baseline ? `, baseline ${baseline.summary.automated_l1_passing}/${baseline.summary.automated_l1} (${baseline.summary.score}%)` : ''}; ` +
+        `FAIL ${s.totals.FAIL}, EXCEPTION ${s.totals.EXCEPTION}, manual ${s.totals.manual}; marketplace FAIL ${s.marketplace.FAIL}`,
+    );
+    if (cfg.hardening.enabled && !hardened.passed) {
+      const failing = hardened.results.filter((r) => r.result === 'FAIL' || r.result === 'ERROR').map((r) => `${r.id} (${r.evidence})`);
+      throw new Error(`the hardened image fails ${failing.length} check(s): ${failing.join('; ')}; report: ${join(partialDir, 'reports', 'compliance.md')}`);
+    }
     durations.total = Math.round((Date.now() - t0) / 100) / 10;
     const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir });
+    manifest.compliance = {
+      benchmark: hardened.benchmark,
+      passed: hardened.passed,
+      hardened: hardened.summary,
+      baseline: baseline?.summary ?? null,
+      reports: 'reports/compliance.{json,junit.xml,md}',
+    };
     writeFileSync(join(partialDir, 'build-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     rmSync(join(partialDir, 'stage'), { recursive: true, force: true });
     renameSync(partialDir, finalDir);

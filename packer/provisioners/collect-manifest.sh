@@ -12,6 +12,10 @@ dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/pack
 } > "$out/kernel.txt"
 cp /etc/os-release "$out/os-release"
 cp /etc/syntropy/agent-image.lock "$out/agent-image.lock"
+# The hardened image's compliance facts, after sanitize: what ships is what is judged.
+if [[ -f /run/syntropy-build/probe.sh ]]; then
+  sh /run/syntropy-build/probe.sh > "$out/compliance-hardened.raw"
+fi
 df -B1 --output=used,size / | tail -n 1 | awk '{ printf "{\"used_bytes\": %s, \"size_bytes\": %s}\n", $1, $2 }' > "$out/rootfs.json"
 # One file crosses back to the host: directory downloads differ between Packer versions.
 tar -C "$out" -cf /run/syntropy-build/image-info.tar .

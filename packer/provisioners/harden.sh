@@ -8,9 +8,6 @@ if [[ "${HARDENING_ENABLED:-true}" != true ]]; then
   echo "harden: disabled by config (hardening.enabled = false)"
   exit 0
 fi
-runner="$staging/rootfs/usr/lib/syntropy-hardening/apply"
-if [[ ! -x "$runner" ]]; then
-  echo "harden: no control catalog in this tree yet: nothing applied"
-  exit 0
-fi
-"$runner"
+runner="$staging/hardening/apply.sh"
+[[ -f "$runner" ]] || { echo "harden: $runner is missing (scripts/build.ts renders it from hardening/)" >&2; exit 1; }
+bash "$runner"

@@ -82,6 +82,12 @@ export const ConfigSchema = z
     hardening: z
       .object({
         enabled: z.boolean().default(true),
+        levels: z.array(z.enum(['l1_server', 'l2_server'])).min(1).default(['l1_server']),
+        sections: z.record(z.enum(['1', '2', '3', '4', '5', '6', '7']), z.boolean()).default({}),
+        controls: z.record(name(/^\d+(\.\d+)+$/, 'a CIS recommendation ID such as 1.4.1'), z.boolean()).default({}),
+        exceptions: z
+          .array(z.enum(['router', 'docker-overlay', 'timesync-chrony', 'rsyslog-logging', 'remote-log-host']))
+          .default(['router', 'docker-overlay', 'timesync-chrony', 'rsyslog-logging', 'remote-log-host']),
       })
       .strict()
       .default({}),

@@ -67,6 +67,7 @@ export interface BuildContext {
   gitSha: string;
   manifestDir: string;
   firstbootDir: string;
+  hardeningDir: string;
   agent: { ref: string; digest: string; archive: string };
   local?: {
     baseDisk: string;
@@ -119,6 +120,7 @@ export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
     agent_digest: ctx.agent.digest,
     agent_archive: ctx.agent.archive,
     firstboot_dir: ctx.firstbootDir,
+    hardening_dir: ctx.hardeningDir,
     manifest_dir: ctx.manifestDir,
   };
   if (cfg.target === 'local') {

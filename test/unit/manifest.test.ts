@@ -23,7 +23,7 @@ describe('build manifest', () => {
     const m = buildManifest({
       cfg: config,
       configHash: hash,
-      ctx: { buildId: 'b1', buildTime: 't', gitSha: 'abc', manifestDir: '', firstbootDir: '', agent: { ref: 'r', digest: ID, archive: '' } },
+      ctx: { buildId: 'b1', buildTime: 't', gitSha: 'abc', manifestDir: '', firstbootDir: '', hardeningDir: '', agent: { ref: 'r', digest: ID, archive: '' } },
       flavor: { version: '1.6.6', modern: false },
       baseImage: { kind: 'local-base-disk', sha256: 'f' },
       outputs: { qcow2: '/x.qcow2' },

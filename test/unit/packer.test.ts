@@ -16,6 +16,7 @@ function ctx(withLocal = true): BuildContext {
     gitSha: 'abc123',
     manifestDir: '/out/b',
     firstbootDir: '/out/b/stage/firstboot',
+    hardeningDir: '/out/b/stage/hardening',
     agent: { ref: 'syntropy-agent-test-double:local', digest: DIGEST, archive: '/cache/agent.tar' },
     local: withLocal
       ? {
@@ -140,6 +141,7 @@ describe('Packer templates', () => {
       // validate checks that uploaded files exist: point them at real files of the repo.
       c.agent.archive = join(REPO, 'package.json');
       c.firstbootDir = join(REPO, 'firstboot');
+      c.hardeningDir = join(REPO, 'hardening');
       if (c.local) {
         c.local.baseDisk = join(REPO, 'package.json');
         c.local.sshKeyFile = join(dir, 'id_ed25519');

@@ -1,0 +1,290 @@
+// Facts are what a check reads from a host. Every fact is named by a key, and all the keys a run
+// needs are collected by ONE generated shell script (one round trip to the host), then checks
+// judge the parsed facts. Keys:
+//   stat:/path    mode, owner and type of one path      stats:/glob  the same for every match
+//   read:/path    a file's content                      reads:/glob  every matching file's content
+//   pkg:name      dpkg status and version               unit:name    systemd enablement (+ activity live)
+//   sysctl:key    runtime kernel parameter (live only)  cmd:name     a named probe from CMDS below
+// Paths are inside the host's root: "$R" prefixes them, so one script serves a root directory
+// (offline scan, fixtures) and a running system (R="").
+import { randomBytes } from 'node:crypto';
+
+export interface Stat {
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  user: string;
+  group: string;
+  type: string;
+}
+
+export interface Cmd {
+  /** Only meaningful on a running system; offline scans do not collect it. */
+  live?: boolean;
+  sh: string;
+}
+
+const NOLOGIN = '(nologin|false|sync|shutdown|halt)$';
+
+/** Named probes. Each runs under `sh` with R set to the root prefix. */
+export const CMDS: Record<string, Cmd> = {
+  mounts: { live: true, sh: 'findmnt -kn -l -o TARGET,FSTYPE,OPTIONS' },
+  lsmod: { live: true, sh: "cut -d' ' -f1 /proc/modules" },
+  'modules-present': {
+    sh: `for d in "$R"/lib/modules/* "$R"/usr/lib/modules/*; do [ -f "$d/modules.dep" ] && cat "$d/modules.dep"; done 2>/dev/null | cut -d: -f1 | sed 's#.*/##; s#\\.ko.*##' | sort -u | grep -xE '(cramfs|freevxfs|hfs|hfsplus|jffs2|overlay|squashfs|udf|firewire-core|usb-storage|atm|can|dccp|rds|sctp|tipc)' || true`,
+  },
+  'wireless-drivers': {
+    sh: `for d in "$R"/lib/modules/* "$R"/usr/lib/modules/*; do [ -f "$d/modules.dep" ] && grep -c '/drivers/net/wireless/' "$d/modules.dep"; done 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'`,
+  },
+  'wireless-ifaces': { live: true, sh: 'ls -d /sys/class/net/*/wireless 2>/dev/null | wc -l' },
+  'sshd-T': { live: true, sh: 'sshd -T 2>&1' },
+  'ufw-status': { live: true, sh: 'ufw status verbose 2>&1' },
+  'apparmor-enabled': { live: true, sh: 'cat /sys/module/apparmor/parameters/enabled 2>/dev/null; aa-status --profiled 2>/dev/null | head -n 1' },
+  listening: { live: true, sh: 'ss -H -lntu 2>/dev/null' },
+  'chronyd-user': { live: true, sh: 'ps -C chronyd -o user= 2>/dev/null' },
+  'world-writable': {
+    sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/run" -o -path "$R/var/lib/docker" -o -path "$R/var/lib/containerd" \\) -prune -o \\( -type f -perm -0002 -o -type d -perm -0002 ! -perm -1000 \\) -print 2>/dev/null | sed "s#^$R##" | head -n 50`,
+  },
+  owners: {
+    sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/run" -o -path "$R/var/lib/docker" -o -path "$R/var/lib/containerd" \\) -prune -o -printf '%U:%G\\n' 2>/dev/null | sort -u`,
+  },
+  homes: {
+    sh: `awk -F: '$7 !~ /${NOLOGIN}/ { print $1":"$3":"$6 }' "$R/etc/passwd" | while IFS=: read -r u id h; do
+  printf 'home|%s|%s|%s|' "$u" "$id" "$h"; stat -c '%a|%u|%g' "$R$h" 2>/dev/null || echo 'missing||'
+  find "$R$h" -maxdepth 1 -name '.*' ! -type d -printf "dot|$u|%f|%m|%U|%G\\n" 2>/dev/null
+done`,
+  },
+  'root-path': {
+    sh: `p=$(sed -n 's/^ENV_SUPATH[[:space:]]\\{1,\\}PATH=//p' "$R/etc/login.defs" | tail -n 1); printf 'PATH=%s\\n' "$p"
+IFS=:; for d in $p; do [ -n "$d" ] || continue; stat -c "dir|$d|%a|%U|%F" "$R$d" 2>/dev/null || echo "dir|$d|missing||"; done`,
+  },
+  logfiles: { sh: `find "$R/var/log" -type f -printf '%p|%m|%u|%g\\n' 2>/dev/null | sed "s#^$R##"` },
+  'authorized-keys': { sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/var/lib/docker" \\) -prune -o \\( -name authorized_keys -o -name authorized_keys2 \\) -print 2>/dev/null | sed "s#^$R##"` },
+  histories: { sh: `find "$R/root" "$R/home" -maxdepth 2 \\( -name .bash_history -o -name .zsh_history -o -name .python_history -o -name .lesshst -o -name .viminfo \\) -print 2>/dev/null | sed "s#^$R##"` },
+  'aws-credentials': { sh: `{ find "$R/root" "$R/home" -maxdepth 3 -path '*/.aws/credentials' 2>/dev/null; grep -rlE '\\b(AKIA|ASIA)[A-Z0-9]{16}\\b' "$R/etc" "$R/root" "$R/home" 2>/dev/null; } | sed "s#^$R##" | sort -u` },
+  'aa-profiles': { live: true, sh: 'aa-status --json 2>/dev/null | head -c 20000' },
+};
+
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A glob inside the root, left unquoted so the shell expands it. Only catalog constants reach here. */
+function rglob(glob: string): string {
+  if (!/^\/[\w./*+@-]+$/.test(glob)) throw new Error(`unsafe glob in a fact key: ${glob}`);
+  return `"$R"${glob}`;
+}
+
+function rpath(path: string): string {
+  return `"$R"${shq(path)}`;
+}
+
+export function isLiveOnly(key: string): boolean {
+  const [kind, arg] = splitKey(key);
+  return kind === 'sysctl' || (kind === 'cmd' && CMDS[arg]?.live === true);
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf(':');
+  if (i < 0) throw new Error(`malformed fact key ${key}`);
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+export interface ProbeScript {
+  script: string;
+  nonce: string;
+  keys: string[];
+}
+
+/** One shell script that collects every key (live-only keys only when `live`). */
+export function probeScript(keys: Iterable<string>, opts: { root: string; live: boolean }): ProbeScript {
+  const nonce = randomBytes(6).toString('hex');
+  const wanted = [...new Set(keys)].filter((k) => opts.live || !isLiveOnly(k)).sort();
+  const lines = [
+    '# shellcheck shell=sh disable=SC2016 # each probe is quoted for eval',
+    'LC_ALL=C; export LC_ALL',
+    `R=${shq(opts.root === '/' ? '' : opts.root.replace(/\/+$/, ''))}`,
+    `f() { printf '\\n@@${nonce}:%s\\n' "$1"; eval "$2"; printf '\\n@@${nonce}=%s\\n' "$?"; }`,
+  ];
+  const pkgs: string[] = [];
+  const units: string[] = [];
+  for (const key of wanted) {
+    const [kind, arg] = splitKey(key);
+    switch (kind) {
+      case 'stat':
+        lines.push(`f ${shq(key)} ${shq(`stat -c '%a|%u|%g|%U|%G|%F' -- ${rpath(arg)} 2>/dev/null`)}`);
+        break;
+      case 'stats':
+        lines.push(
+          `f ${shq(key)} ${shq(`for x in ${rglob(arg)}; do [ -e "$x" ] || [ -L "$x" ] || continue; printf '%s|' "\${x#"$R"}"; stat -c '%a|%u|%g|%U|%G|%F' -- "$x"; done`)}`,
+        );
+        break;
+      case 'read':
+        lines.push(`f ${shq(key)} ${shq(`cat -- ${rpath(arg)} 2>/dev/null`)}`);
+        break;
+      case 'reads':
+        lines.push(
+          `f ${shq(key)} ${shq(`for x in ${rglob(arg)}; do [ -f "$x" ] && printf '%s\\n' "\${x#"$R"}"; done; true`)}`,
+          `for x in ${rglob(arg)}; do [ -f "$x" ] && f "read:\${x#"$R"}" 'cat -- "$x"'; done`,
+        );
+        break;
+      case 'pkg':
+        pkgs.push(arg);
+        break;
+      case 'unit':
+        units.push(arg);
+        break;
+      case 'sysctl':
+        lines.push(`f ${shq(key)} ${shq(`sysctl -n ${shq(arg)} 2>/dev/null`)}`);
+        break;
+      case 'cmd': {
+        const cmd = CMDS[arg];
+        if (!cmd) throw new Error(`unknown probe cmd:${arg}`);
+        lines.push(`f ${shq(key)} ${shq(cmd.sh)}`);
+        break;
+      }
+      default:
+        throw new Error(`unknown fact kind in ${key}`);
+    }
+  }
+  if (pkgs.length) {
+    lines.push(`f pkgs ${shq(`dpkg-query --admindir="$R/var/lib/dpkg" -W -f '\${Package}|\${db:Status-Abbrev}|\${Version}\\n' ${pkgs.map(shq).join(' ')} 2>/dev/null; true`)}`);
+  }
+  if (units.length) {
+    const state = opts.live
+      ? `e=$(systemctl is-enabled "$u" 2>/dev/null); a=$(systemctl is-active "$u" 2>/dev/null)`
+      : `e=$(systemctl --root="$R" is-enabled "$u" 2>/dev/null); a=`;
+    lines.push(`f units ${shq(`for u in ${units.map(shq).join(' ')}; do ${state}; printf '%s|%s|%s\\n' "$u" "\${e:-not-found}" "$a"; done`)}`);
+  }
+  lines.push('exit 0');
+  return { script: `${lines.join('\n')}\n`, nonce, keys: wanted };
+}
+
+export interface RawFact {
+  out: string;
+  rc: number;
+}
+
+export function parseProbeOutput(output: string, nonce: string): Map<string, RawFact> {
+  const facts = new Map<string, RawFact>();
+  const re = new RegExp(`\\n@@${nonce}:(.*)\\n([\\s\\S]*?)\\n@@${nonce}=(\\d+)\\n`, 'g');
+  // Each record starts with a newline the script prints itself; the text before the first is noise.
+  const text = `\n${output}`;
+  let m: RegExpExecArray | null;
+  let lastEnd = 0;
+  while ((m = re.exec(text))) {
+    facts.set(m[1]!, { out: m[2]!, rc: Number(m[3]) });
+    lastEnd = re.lastIndex;
+    re.lastIndex = lastEnd - 1; // the record's closing newline may open the next record
+  }
+  return facts;
+}
+
+function parseStat(line: string, path?: string): Stat | null {
+  const parts = line.trim().split('|');
+  if (path === undefined) path = parts.shift()!;
+  if (parts.length < 6) return null;
+  const [mode, uid, gid, user, group, type] = parts as [string, string, string, string, string, string];
+  return { path, mode: parseInt(mode, 8), uid: Number(uid), gid: Number(gid), user, group, type };
+}
+
+export interface UnitState {
+  enabled: string;
+  active: string | null;
+}
+
+/** Typed access to collected facts. With `declared`, reading an undeclared key is an error. */
+export class Facts {
+  private pkgs: Map<string, { status: string; version: string }> | null = null;
+  private units: Map<string, UnitState> | null = null;
+
+  constructor(
+    private readonly raw: Map<string, RawFact>,
+    readonly live: boolean,
+    private readonly declared: Set<string> | null = null,
+  ) {}
+
+  withDeclared(keys: Iterable<string>): Facts {
+    const f = new Facts(this.raw, this.live, new Set(keys));
+    f.pkgs = this.pkgs;
+    f.units = this.units;
+    return f;
+  }
+
+  private guard(key: string): void {
+    if (this.declared && !this.declared.has(key)) throw new Error(`check read fact ${key} without declaring it`);
+  }
+
+  private get(key: string): RawFact | undefined {
+    this.guard(key);
+    if (isLiveOnly(key) && !this.live) return undefined;
+    const v = this.raw.get(key);
+    if (!v) throw new Error(`fact ${key} was not collected`);
+    return v;
+  }
+
+  read(path: string): string | null {
+    const v = this.get(`read:${path}`)!;
+    return v.rc === 0 ? v.out : null;
+  }
+
+  reads(glob: string): { path: string; content: string }[] {
+    const list = this.get(`reads:${glob}`)!;
+    return list.out
+      .split('\n')
+      .filter(Boolean)
+      .map((path) => ({ path, content: this.raw.get(`read:${path}`)?.out ?? '' }));
+  }
+
+  stat(path: string): Stat | null {
+    const v = this.get(`stat:${path}`)!;
+    return v.rc === 0 ? parseStat(v.out, path) : null;
+  }
+
+  stats(glob: string): Stat[] {
+    return this.get(`stats:${glob}`)!
+      .out.split('\n')
+      .filter(Boolean)
+      .map((l) => parseStat(l))
+      .filter((s): s is Stat => s !== null);
+  }
+
+  pkg(name: string): { installed: boolean; version: string } {
+    this.guard(`pkg:${name}`);
+    if (!this.pkgs) {
+      this.pkgs = new Map();
+      for (const line of (this.raw.get('pkgs')?.out ?? '').split('\n')) {
+        const [p, status, version] = line.split('|');
+        if (p && status) this.pkgs.set(p.replace(/:.*$/, ''), { status: status.trim(), version: version ?? '' });
+      }
+    }
+    const p = this.pkgs.get(name);
+    // "ii" installed; "iU"/"iF" half-installed count as installed (they have files on disk).
+    return { installed: !!p && /^[ih][iUFWt]/.test(p.status), version: p?.version ?? '' };
+  }
+
+  unit(name: string): UnitState {
+    this.guard(`unit:${name}`);
+    if (!this.units) {
+      this.units = new Map();
+      for (const line of (this.raw.get('units')?.out ?? '').split('\n')) {
+        const [u, e, a] = line.split('|');
+        if (u) this.units.set(u, { enabled: e ?? 'not-found', active: this.live ? (a ?? '') : null });
+      }
+    }
+    return this.units.get(name) ?? { enabled: 'not-found', active: this.live ? 'inactive' : null };
+  }
+
+  /** Runtime value of a kernel parameter; null offline or when the kernel lacks it. */
+  sysctl(key: string): string | null {
+    const v = this.get(`sysctl:${key}`);
+    if (!v || v.rc !== 0) return null;
+    return v.out.trim();
+  }
+
+  /** A named probe's output; null when it is live-only and this is an offline scan. */
+  cmd(name: string): RawFact | null {
+    return this.get(`cmd:${name}`) ?? null;
+  }
+}
