@@ -43,11 +43,9 @@ export const CMDS: Record<string, Cmd> = {
   'apparmor-enabled': { live: true, sh: 'cat /sys/module/apparmor/parameters/enabled 2>/dev/null; aa-status --profiled 2>/dev/null | head -n 1' },
   listening: { live: true, sh: 'ss -H -lntu 2>/dev/null' },
   'chronyd-user': { live: true, sh: 'ps -C chronyd -o user= 2>/dev/null' },
-  'world-writable': {
-    sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/run" -o -path "$R/var/lib/docker" -o -path "$R/var/lib/containerd" \\) -prune -o \\( -type f -perm -0002 -o -type d -perm -0002 ! -perm -1000 \\) -print 2>/dev/null | sed "s#^$R##" | head -n 50`,
-  },
-  owners: {
-    sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/run" -o -path "$R/var/lib/docker" -o -path "$R/var/lib/containerd" \\) -prune -o -printf '%U:%G\\n' 2>/dev/null | sort -u`,
+  // One walk of the root file system serves three checks: owners (o), world-writable (w), authorized_keys (k).
+  'fs-scan': {
+    sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/run" -o -path "$R/var/lib/docker" -o -path "$R/var/lib/containerd" \\) -prune -o \\( -printf 'o %U:%G\\n' , \\( -type f -perm -0002 -o -type d -perm -0002 ! -perm -1000 \\) -printf 'w %p\\n' , \\( -name authorized_keys -o -name authorized_keys2 \\) -printf 'k %p\\n' \\) 2>/dev/null | sed "s#^\\([wk]\\) $R/#\\1 /#" | awk '!seen[$0]++'`,
   },
   homes: {
     sh: `awk -F: '$7 !~ /${NOLOGIN}/ { print $1":"$3":"$6 }' "$R/etc/passwd" | while IFS=: read -r u id h; do
@@ -60,7 +58,6 @@ done`,
 IFS=:; for d in $p; do [ -n "$d" ] || continue; stat -c "dir|$d|%a|%U|%F" "$R$d" 2>/dev/null || echo "dir|$d|missing||"; done`,
   },
   logfiles: { sh: `find "$R/var/log" -type f -printf '%p|%m|%u|%g\\n' 2>/dev/null | sed "s#^$R##"` },
-  'authorized-keys': { sh: `find "$R/" -xdev \\( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/var/lib/docker" \\) -prune -o \\( -name authorized_keys -o -name authorized_keys2 \\) -print 2>/dev/null | sed "s#^$R##"` },
   histories: { sh: `find "$R/root" "$R/home" -maxdepth 2 \\( -name .bash_history -o -name .zsh_history -o -name .python_history -o -name .lesshst -o -name .viminfo \\) -print 2>/dev/null | sed "s#^$R##"` },
   'aws-credentials': { sh: `{ find "$R/root" "$R/home" -maxdepth 3 -path '*/.aws/credentials' 2>/dev/null; grep -rlE '\\b(AKIA|ASIA)[A-Z0-9]{16}\\b' "$R/etc" "$R/root" "$R/home" 2>/dev/null; } | sed "s#^$R##" | sort -u` },
   'aa-profiles': { live: true, sh: 'aa-status --json 2>/dev/null | head -c 20000' },
@@ -152,10 +149,14 @@ export function probeScript(keys: Iterable<string>, opts: { root: string; live: 
     lines.push(`f pkgs ${shq(`dpkg-query --admindir="$R/var/lib/dpkg" -W -f '\${Package}|\${db:Status-Abbrev}|\${Version}\\n' ${pkgs.map(shq).join(' ')} 2>/dev/null; true`)}`);
   }
   if (units.length) {
-    const state = opts.live
-      ? `e=$(systemctl is-enabled "$u" 2>/dev/null); a=$(systemctl is-active "$u" 2>/dev/null)`
-      : `e=$(systemctl --root="$R" is-enabled "$u" 2>/dev/null); a=`;
-    lines.push(`f units ${shq(`for u in ${units.map(shq).join(' ')}; do ${state}; printf '%s|%s|%s\\n' "$u" "\${e:-not-found}" "$a"; done`)}`);
+    // One listing of every unit file's state (and, live, every loaded unit's activity) instead of a
+    // systemctl call per unit; template instances (name@x) are asked one by one.
+    const instances = units.filter((u) => u.includes('@'));
+    const sc = opts.live ? 'systemctl' : 'systemctl --root="$R"';
+    const parts = [`${sc} list-unit-files --no-legend --no-pager 2>/dev/null | awk '{ print "f|" $1 "|" $2 }'`];
+    if (instances.length) parts.push(`for u in ${instances.map(shq).join(' ')}; do printf 'f|%s|%s\\n' "$u" "$(${sc} is-enabled "$u" 2>/dev/null || true)"; done`);
+    if (opts.live) parts.push(`systemctl list-units --all --no-legend --plain --no-pager 2>/dev/null | awk '{ print "a|" $1 "|" $3 }'`);
+    lines.push(`f units ${shq(parts.join('\n'))}`);
   }
   lines.push('exit 0');
   return { script: `${lines.join('\n')}\n`, nonce, keys: wanted };
@@ -268,10 +269,15 @@ export class Facts {
     this.guard(`unit:${name}`);
     if (!this.units) {
       this.units = new Map();
+      const active = new Map<string, string>();
       for (const line of (this.raw.get('units')?.out ?? '').split('\n')) {
-        const [u, e, a] = line.split('|');
-        if (u) this.units.set(u, { enabled: e ?? 'not-found', active: this.live ? (a ?? '') : null });
+        const [kind, u, v] = line.split('|');
+        if (!u) continue;
+        if (kind === 'a') active.set(u, v ?? '');
+        else if (kind === 'f' && v) this.units.set(u, { enabled: v, active: null });
       }
+      for (const [u, st] of this.units) st.active = this.live ? (active.get(u) ?? 'inactive') : null;
+      for (const [u, a] of active) if (!this.units.has(u)) this.units.set(u, { enabled: 'not-found', active: this.live ? a : null });
     }
     return this.units.get(name) ?? { enabled: 'not-found', active: this.live ? 'inactive' : null };
   }

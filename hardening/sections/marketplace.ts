@@ -23,10 +23,10 @@ export function marketplaceSection(sshUser: string, sshPort: number): Draft[] {
     mp({
       id: 'MP-4a',
       title: 'No authorized_keys in the image (only the login user\'s, from instance metadata, on a running instance)',
-      needs: ['cmd:authorized-keys'],
+      needs: ['cmd:fs-scan'],
       apply: '',
       check: (f) => {
-        const found = (f.cmd('authorized-keys')?.out ?? '').split('\n').filter(Boolean);
+        const found = (f.cmd('fs-scan')?.out ?? '').split('\n').filter((l) => l.startsWith('k ')).map((l) => l.slice(2));
         const allowed = f.live ? found.filter((p) => p !== `/home/${sshUser}/.ssh/authorized_keys`) : found;
         return allowed.length ? fail(`authorized_keys: ${allowed.join(', ')}`) : pass(found.length ? `only ${found.join(', ')} (written at boot from instance metadata)` : 'none');
       },

@@ -46,12 +46,11 @@ export const section7: Draft[] = [
     id: '7.1.11',
     title: 'Ensure world writable files and directories are secured',
     tags: ['permissions'],
-    needs: ['cmd:world-writable'],
+    needs: ['cmd:fs-scan'],
     apply: 'world_writable_fix',
     check: (f) => {
-      const all = (f.cmd('world-writable')?.out ?? '').split('\n').filter(Boolean);
-      const found = all.filter((p) => !CONTAINER_STORE.test(p));
-      return found.length ? fail(`world-writable without sticky bit: ${found.slice(0, 8).join(', ')}`) : pass(`none on the root file system${all.length ? ` (container layers under /var/lib/docker excluded: ${all.length})` : ''}`);
+      const found = (f.cmd('fs-scan')?.out ?? '').split('\n').filter((l) => l.startsWith('w ')).map((l) => l.slice(2)).filter((p) => !CONTAINER_STORE.test(p));
+      return found.length ? fail(`world-writable without sticky bit: ${found.slice(0, 8).join(', ')}`) : pass('none on the root file system (container layers under /var/lib/docker keep their images\' modes and are not scanned)');
     },
     fixture: { good: () => {}, bad: (fx) => fx.file('/etc/open.conf', 'x\n', 0o666) },
   },
@@ -59,12 +58,12 @@ export const section7: Draft[] = [
     id: '7.1.12',
     title: 'Ensure no files or directories without an owner and a group exist',
     tags: ['permissions'],
-    needs: ['cmd:owners', 'read:/etc/passwd', 'read:/etc/group'],
+    needs: ['cmd:fs-scan', 'read:/etc/passwd', 'read:/etc/group'],
     apply: 'unowned_fix',
     check: (f) => {
       const uids = new Set(passwdEntries(f.read('/etc/passwd')).map((u) => String(u.uid)));
       const gids = new Set(colonEntries(f.read('/etc/group')).map((g) => g[2]!));
-      const bad = (f.cmd('owners')?.out ?? '').split('\n').filter(Boolean).filter((pair) => {
+      const bad = (f.cmd('fs-scan')?.out ?? '').split('\n').filter((l) => l.startsWith('o ')).map((l) => l.slice(2)).filter((pair) => {
         const [u, g] = pair.split(':');
         return !uids.has(u!) || !gids.has(g!);
       });

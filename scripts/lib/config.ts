@@ -115,6 +115,16 @@ export const ConfigSchema = z
         ami_users: z.array(name(/^\d{12}$/, 'a 12-digit AWS account ID')).default([]),
         subnet_id: z.union([z.literal(''), name(/^subnet-[0-9a-f]+$/, 'empty or subnet-<hex>')]).default(''),
         ssh_source_cidrs: z.array(cidr).default([]),
+        boot_test: z
+          .object({
+            instance_type: name(/^[a-z0-9]+\.[a-z0-9]+$/, 'an EC2 instance type such as t3.micro').default('t3.micro'),
+            instance_profile: name(/^[\w+=,.@-]{1,128}$/, 'an IAM instance profile name').default('syntropy-boot-test'),
+            token_parameter: name(/^(\/[A-Za-z0-9_.-]+)+$/, 'a Parameter Store name such as /syntropy/boot-test/agent-token').default('/syntropy/boot-test/agent-token'),
+            ssm_document: name(/^[A-Za-z0-9_.-]{3,128}$/, 'an SSM document name').default('SyntropyConfigureAgent'),
+            timeout_minutes: z.number().int().min(5).max(120).default(20),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -22,6 +22,15 @@ export interface ImdsOptions {
   userData?: string | Buffer;
   /** Seconds; tokens older than their TTL are refused with 401, as on EC2. */
   maxTokenTtl?: number;
+  /** An instance profile: its role's temporary credentials are served under meta-data/iam/. */
+  role?: InstanceRole;
+}
+
+export interface InstanceRole {
+  name: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  token: string;
 }
 
 export interface ImdsRequestRecord {
@@ -37,13 +46,30 @@ const TOKEN_TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 const VERSIONS = ['1.0', '2009-04-04', '2016-09-02', '2018-09-24', '2021-03-23', 'latest'];
 
-export function metadataTree(o: Required<Omit<ImdsOptions, 'userData' | 'maxTokenTtl'>>): Tree {
+export function metadataTree(o: Required<Omit<ImdsOptions, 'userData' | 'maxTokenTtl' | 'role'>> & { role?: InstanceRole }): Tree {
   const keys: Tree = {};
   Object.entries(o.publicKeys).forEach(([name, key], i) => {
     keys[`${i}=${name}`] = { 'openssh-key': key };
   });
   const vpcCidr = '169.254.169.0/24';
+  const iam: Tree = {};
+  if (o.role) {
+    const now = new Date();
+    iam.info = JSON.stringify({ Code: 'Success', LastUpdated: now.toISOString(), InstanceProfileArn: `arn:aws:iam::000000000000:instance-profile/${o.role.name}`, InstanceProfileId: 'AIPALOCAL0000000000' });
+    iam['security-credentials'] = {
+      [o.role.name]: JSON.stringify({
+        Code: 'Success',
+        LastUpdated: now.toISOString(),
+        Type: 'AWS-HMAC',
+        AccessKeyId: o.role.accessKeyId,
+        SecretAccessKey: o.role.secretAccessKey,
+        Token: o.role.token,
+        Expiration: new Date(now.getTime() + 6 * 3600_000).toISOString(),
+      }),
+    };
+  }
   return {
+    ...(o.role ? { iam } : {}),
     'ami-id': o.amiId,
     'ami-launch-index': '0',
     'instance-id': o.instanceId,
@@ -81,7 +107,7 @@ export class ImdsDouble {
   readonly requests: ImdsRequestRecord[] = [];
   private server: Server | null = null;
   private readonly tokens = new Map<string, number>();
-  private readonly opts: Required<Omit<ImdsOptions, 'userData'>> & { userData?: string | Buffer };
+  private readonly opts: Required<Omit<ImdsOptions, 'userData' | 'role'>> & { userData?: string | Buffer; role?: InstanceRole };
 
   constructor(options: ImdsOptions = {}) {
     const instanceId = options.instanceId ?? `i-0${randomBytes(8).toString('hex')}`;
@@ -97,6 +123,7 @@ export class ImdsDouble {
       publicKeys: options.publicKeys ?? {},
       maxTokenTtl: options.maxTokenTtl ?? 21600,
       userData: options.userData,
+      role: options.role,
     };
   }
 
@@ -210,7 +237,7 @@ export class ImdsDouble {
 }
 
 /** The QEMU -netdev value that routes the guest's 169.254.169.254:80 to this double. */
-export function imdsNetdev(opts: { id: string; imdsPort: number; hostfwd?: string[] }): string {
+export function imdsNetdev(opts: { id: string; imdsPort: number; hostfwd?: string[]; guestfwd?: { ip: string; port: number; hostPort: number }[] }): string {
   // The `cmd:` form starts the relay for every connection (the `tcp:` form serves only the first).
   // IPv6 is off so the IPv6 metadata endpoint cannot leave through the host either.
   const parts = [
@@ -219,6 +246,8 @@ export function imdsNetdev(opts: { id: string; imdsPort: number; hostfwd?: strin
     'net=169.254.169.0/24',
     'ipv6=off',
     `guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:127.0.0.1:${opts.imdsPort}`,
+    // More doubles (an SSM endpoint for boot tests) on other addresses of the same private net.
+    ...(opts.guestfwd ?? []).map((g) => `guestfwd=tcp:${g.ip}:${g.port}-cmd:socat STDIO TCP:127.0.0.1:${g.hostPort}`),
     ...(opts.hostfwd ?? []).map((f) => `hostfwd=${f}`),
   ];
   return parts.join(',');

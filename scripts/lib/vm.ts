@@ -41,7 +41,14 @@ export interface VmOptions {
   imds?: ImdsOptions;
   /** Write guest changes to an overlay (default) instead of the image itself. */
   overlay?: boolean;
+  /** QEMU `restrict=on`: the guest reaches only the forwarded doubles, never the host's network. */
+  restrict?: boolean;
+  /** Loopback port of a Parameter Store double, reachable from the guest at SSM_DOUBLE_ADDR:80. */
+  ssmPort?: number;
 }
+
+/** Where guests reach the SSM double (inside the private 169.254.169.0/24 of QEMU user networking). */
+export const SSM_DOUBLE_ADDR = '169.254.169.250';
 
 export class LocalVm {
   readonly dir: string;
@@ -58,27 +65,47 @@ export class LocalVm {
     this.serialLog = join(this.dir, 'serial.log');
   }
 
+  /** Power-on time of the current boot (ms since epoch). */
+  poweredOnAt = 0;
+  private disk = '';
+  private imdsPort = 0;
+
+  /** Powers the guest on; a second call after powerOff() boots the same disk again. */
   async start(): Promise<void> {
-    this.key = await throwawayKey(this.dir, 'syntropy-boot-test');
-    this.imds.setPublicKeys({ 'boot-test': this.key.publicKey });
-    const imdsPort = await this.imds.start();
-    this.sshPort = await freePort();
-    let disk = this.opts.image;
-    if (this.opts.overlay !== false) {
-      disk = join(this.dir, 'overlay.qcow2');
-      await $`qemu-img create -q -f qcow2 -F qcow2 -b ${this.opts.image} ${disk}`;
+    if (!this.key) {
+      this.key = await throwawayKey(this.dir, 'syntropy-boot-test');
+      this.imds.setPublicKeys({ 'boot-test': this.key.publicKey });
+      this.imdsPort = await this.imds.start();
+      this.sshPort = await freePort();
     }
+    if (!this.disk) {
+      this.disk = this.opts.image;
+      if (this.opts.overlay !== false) {
+        this.disk = join(this.dir, 'overlay.qcow2');
+        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${this.opts.image} ${this.disk}`;
+      }
+    }
+    const disk = this.disk;
+    const imdsPort = this.imdsPort;
     const args = [
       '-machine', 'type=pc', '-m', String(this.opts.memoryMib ?? 1024), '-smp', String(this.opts.cpus ?? 2),
       ...accelArgs(this.opts.accel).flat(),
       '-nodefaults', '-display', 'none', '-vga', 'none',
       '-drive', `file=${disk},if=virtio,format=qcow2,discard=unmap`,
-      '-netdev', imdsNetdev({ id: 'net0', imdsPort, hostfwd: [`tcp:127.0.0.1:${this.sshPort}-:22`] }),
+      '-netdev', `${imdsNetdev({
+        id: 'net0',
+        imdsPort,
+        hostfwd: [`tcp:127.0.0.1:${this.sshPort}-:22`],
+        guestfwd: this.opts.ssmPort ? [{ ip: SSM_DOUBLE_ADDR, port: 80, hostPort: this.opts.ssmPort }] : [],
+      })}${this.opts.restrict ? ',restrict=on' : ''}`,
       '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56',
       '-smbios', ec2Smbios(),
       '-serial', `file:${this.serialLog}`,
     ];
-    writeFileSync(this.serialLog, '');
+    if (!existsSync(this.serialLog)) writeFileSync(this.serialLog, '');
+    // The serial log keeps every boot of this guest (file: would truncate it on each power-on).
+    args.splice(args.indexOf(`file:${this.serialLog}`) - 1, 2, '-chardev', `file,id=ser0,path=${this.serialLog},append=on`, '-serial', 'chardev:ser0');
+    this.poweredOnAt = Date.now();
     this.proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     this.proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -118,6 +145,14 @@ export class LocalVm {
       await new Promise((res) => setTimeout(res, 2000));
     }
     throw new Error(`SSH not up after ${timeoutMs / 1000}s; serial log tail:\n${this.serial().slice(-2000)}`);
+  }
+
+  /** Cuts power at once (no shutdown in the guest), like pulling the plug. */
+  async powerOff(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,156 @@
+#!/usr/bin/env -S npx tsx
+// `npm run bench [-- --skip-cold] [--manifest FILE]`
+// Measures the pipeline and the image on this machine and prints one JSON object and a table:
+// bake per phase (cold: empty cache; warm: cached base disk and agent double), the irreducible
+// part measured in the same run (boot the base disk, apt-get install docker.io nodejs), first
+// boot figures at 1 vCPU / 512 MiB, image size, compliance run time, and the boot-time ratio of
+// the hardened image to the unhardened base disk. Targets are printed beside each figure.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { execa } from 'execa';
+import { loadConfig, ConfigError } from './lib/config.ts';
+import { parseCli } from './lib/cli.ts';
+import { info } from './lib/log.ts';
+import { REPO } from './lib/paths.ts';
+import { ensureBaseDisk } from './lib/basedisk.ts';
+import { chooseAccelerator } from './lib/qemu.ts';
+import { LocalVm } from './lib/vm.ts';
+import { TerminalSession } from './lib/pty.ts';
+import { inspectGuest, testToken, waitFor } from './lib/boottest.ts';
+import { catalogFor } from './lib/hardening.ts';
+import { SshHost } from '../hardening/host.ts';
+import { runChecks } from '../hardening/runner.ts';
+
+interface BuildFigures {
+  total_s: number;
+  phases: Record<string, number>;
+  manifest: string;
+}
+
+async function bake(env: Record<string, string>): Promise<BuildFigures> {
+  const r = await execa('npx', ['tsx', join(REPO, 'scripts', 'build.ts')], { cwd: REPO, env: { ...process.env, ...env }, reject: false, stderr: 'inherit' });
+  if (r.exitCode !== 0) throw new Error(`bake failed (exit ${r.exitCode})`);
+  const out = JSON.parse(r.stdout) as { manifest: string };
+  const m = JSON.parse(readFileSync(out.manifest, 'utf8')) as { durations_s: Record<string, number> };
+  return { total_s: m.durations_s.total!, phases: m.durations_s, manifest: out.manifest };
+}
+
+const round = (ms: number) => Math.round(ms) / 1000;
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2), { extraBooleans: ['skip-cold'], extraStrings: ['manifest'] });
+  if (cli.help) {
+    process.stdout.write('usage: npm run bench -- [--skip-cold] [--manifest FILE (skip both bakes, measure this build)]\n');
+    return;
+  }
+  const { config: cfg } = loadConfig(cli.configInput);
+  if (cfg.target !== 'local') throw new ConfigError('the benchmark measures the local target');
+  const result: Record<string, unknown> = { machine: { cpus: (await execa('nproc')).stdout.trim(), date: new Date().toISOString() } };
+
+  let manifestPath = cli.flags.manifest as string | undefined;
+  if (!manifestPath) {
+    if (!cli.flags['skip-cold']) {
+      const cache = mkdtempSync(join(tmpdir(), 'bench-cache-'));
+      info(`bench: cold bake (empty cache ${cache})`);
+      try {
+        result.bake_cold = await bake({ SYNTROPY_CACHE_DIR: cache });
+      } finally {
+        rmSync(cache, { recursive: true, force: true });
+      }
+    }
+    info('bench: warm bake');
+    const warm = await bake({});
+    result.bake_warm = warm;
+    manifestPath = warm.manifest;
+  }
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { outputs: { qcow2: string; qcow2_bytes: number }; rootfs: { used_bytes: number }; durations_s: Record<string, number> };
+
+  const base = await ensureBaseDisk(cfg);
+  const accel = (await chooseAccelerator(cfg.local.accelerator, base.vmlinuz, base.kernel)).accel;
+  result.accelerator = accel;
+
+  // The irreducible part: boot Debian's base disk and install what the image needs on top.
+  info('bench: base disk boot + apt-get install docker.io nodejs');
+  const bvm = new LocalVm({ image: base.qcow2, accel, cpus: cfg.local.cpus, memoryMib: cfg.local.memory_mib });
+  let baseLoginMs = 0;
+  let irreducibleMs = 0;
+  try {
+    await bvm.start();
+    baseLoginMs = await waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(bvm.serial()) ? Date.now() - bvm.poweredOnAt : null), 200);
+    await bvm.waitForSsh(600_000);
+    const t0 = Date.now();
+    const r = await bvm.ssh('sudo env DEBIAN_FRONTEND=noninteractive sh -c "apt-get -o Acquire::Check-Valid-Until=false update -q >/dev/null && apt-get install -y -q --no-install-recommends docker.io nodejs >/dev/null"');
+    if (r.exitCode !== 0) throw new Error(`apt-get install in the base disk failed: ${r.stderr.slice(-500)}`);
+    irreducibleMs = Date.now() - bvm.poweredOnAt;
+    result.irreducible = { power_on_to_login_prompt_s: round(baseLoginMs), apt_install_docker_nodejs_s: round(Date.now() - t0), total_s: round(irreducibleMs) };
+  } finally {
+    await bvm.stop();
+    bvm.cleanup();
+  }
+
+  // The hardened image at the seed's minimum size.
+  info('bench: hardened image at 1 vCPU / 512 MiB');
+  const vm = new LocalVm({ image: manifest.outputs.qcow2, accel, cpus: 1, memoryMib: 512, restrict: true });
+  const token = testToken();
+  const fb: Record<string, number> = {};
+  try {
+    await vm.start();
+    fb.power_on_to_dialogue_ready_s = round(await waitFor('dialogue on the serial console', 900_000, async () => (/agent token/i.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200));
+    await vm.waitForSsh(900_000);
+    const s = new TerminalSession(vm.sshArgs(), 'sudo env SYNTROPY_FIRSTBOOT_STATS=1 syntropy-firstboot configure');
+    await s.expect(/agent token/i, 300_000);
+    await s.send(`${token}\r`);
+    await s.expect(/UDP port range/i);
+    await s.send('\r');
+    await s.expect(/Agent name/i);
+    await s.send('\r');
+    await s.expect(/Tags/i);
+    await s.send('\r');
+    await s.expect(/Apply this configuration/i);
+    await s.send('y\r', 0);
+    const stats = await s.expect(/peak_rss_mib=[\d.]+(?: confirmed_to_running_ms=\d+)?/, 300_000);
+    await s.close();
+    fb.first_boot_peak_rss_mib = Number(/peak_rss_mib=([\d.]+)/.exec(stats)![1]);
+    const ctr = /confirmed_to_running_ms=(\d+)/.exec(stats);
+    if (ctr) fb.confirmed_to_agent_running_s = round(Number(ctr[1]));
+    const g = await inspectGuest(vm);
+    fb.used_memory_with_agent_mib = g.memUsedMib;
+    const out = await runChecks(new SshHost({ host: '127.0.0.1', port: vm.sshPort, user: cfg.ssh.user, keyFile: vm.key!.privateKey }), catalogFor(cfg), { live: true });
+    fb.compliance_run_vm_s = round(out.totalMs);
+    fb.compliance_failing = out.results.filter((r) => r.result === 'FAIL' || r.result === 'ERROR').length;
+  } finally {
+    await vm.stop();
+    vm.cleanup();
+  }
+  result.first_boot = fb;
+  result.image = { rootfs_used_mib: Math.round(manifest.rootfs.used_bytes / 2 ** 20), qcow2_mib: Math.round(statSync(manifest.outputs.qcow2).size / 2 ** 20) };
+  // A root-directory run of the checks, for comparison with the VM run: the catalog's fixture.
+  const warmTotal = (result.bake_warm as BuildFigures | undefined)?.total_s ?? manifest.durations_s.total!;
+  result.ratios = {
+    bake_warm_over_irreducible: Math.round((warmTotal / (irreducibleMs / 1000)) * 100) / 100,
+    hardened_dialogue_over_base_login: Math.round((fb.power_on_to_dialogue_ready_s! / (baseLoginMs / 1000)) * 100) / 100,
+  };
+  const targets: [string, number | undefined, string, (v: number) => boolean][] = [
+    ['bake (warm) / irreducible', (result.ratios as Record<string, number>).bake_warm_over_irreducible, '<= 2.0', (v) => v <= 2],
+    ['confirmed answers -> agent running (s)', fb.confirmed_to_agent_running_s, '<= 3', (v) => v <= 3],
+    ['used memory, agent running, 512 MiB (MiB)', fb.used_memory_with_agent_mib, '<= 200', (v) => v <= 200],
+    ['first-boot peak RSS (MiB)', fb.first_boot_peak_rss_mib, '<= 80', (v) => v <= 80],
+    ['root filesystem used (MiB)', (result.image as Record<string, number>).rootfs_used_mib, '<= 1536', (v) => v <= 1536],
+    ['compliance run against the VM (s)', fb.compliance_run_vm_s, '<= 60', (v) => v <= 60],
+    ['hardened dialogue / base login prompt', (result.ratios as Record<string, number>).hardened_dialogue_over_base_login, '<= 1.10', (v) => v <= 1.1],
+  ];
+  result.targets = Object.fromEntries(targets.map(([k, v, t, ok]) => [k, { value: v ?? null, target: t, met: v === undefined ? null : ok(v) }]));
+  mkdirSync(join(REPO, 'output'), { recursive: true });
+  const file = join(REPO, 'output', `bench-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  process.stderr.write(`\n${'figure'.padEnd(46)} ${'value'.padStart(10)}  target    met\n`);
+  for (const [k, v, t, ok] of targets) process.stderr.write(`${k.padEnd(46)} ${String(v ?? '-').padStart(10)}  ${t.padEnd(8)}  ${v === undefined ? '-' : ok(v) ? 'yes' : 'NO'}\n`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  info(`bench: written to ${file}`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`error: ${(e as Error).message}\n`);
+  process.exit(e instanceof ConfigError ? 2 : 1);
+});

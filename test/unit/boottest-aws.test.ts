@@ -1,0 +1,118 @@
+// The aws boot-test path against aws-sdk-client-mock: launch settings, the happy path of each
+// scenario, and a failure at every step, each ending with the instance terminated.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  DescribeInstanceStatusCommand,
+  EC2Client,
+  GetConsoleOutputCommand,
+  ModifyInstanceAttributeCommand,
+  RebootInstancesCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { loadConfig } from '../../scripts/lib/config.ts';
+import { launched, runAwsBootTest } from '../../scripts/lib/boottest-aws.ts';
+
+const { config: cfg } = loadConfig({ overrides: [{ target: 'aws', aws: { region: 'eu-west-1' } }] });
+const manifest = { build_id: '20261126T000000Z', outputs: { amis: [{ region: 'eu-west-1', ami: 'ami-0123456789abcdef0' }] } };
+const ec2 = mockClient(EC2Client);
+const ssm = mockClient(SSMClient);
+const console64 = (t: string) => Buffer.from(t).toString('base64');
+const STATUS = (configured: boolean, source = 'user-data') => JSON.stringify({ configured, source: configured ? source : null, container_running: configured, bound_port: configured ? 51820 : null });
+
+function happy(opts: { source?: string } = {}): void {
+  ec2.reset();
+  ssm.reset();
+  ec2.on(RunInstancesCommand).resolves({ Instances: [{ InstanceId: 'i-0aaaabbbbccccdddd' }] });
+  ec2.on(ModifyInstanceAttributeCommand).resolves({});
+  ec2.on(DescribeInstanceStatusCommand).resolvesOnce({ InstanceStatuses: [{ InstanceState: { Name: 'pending' } }] }).resolves({ InstanceStatuses: [{ InstanceState: { Name: 'running' }, InstanceStatus: { Status: 'ok' }, SystemStatus: { Status: 'ok' } }] });
+  ec2.on(GetConsoleOutputCommand).resolves({ Output: console64('*** The Syntropy agent is not configured yet. ***\nSyntropy agent token: ') });
+  ec2.on(RebootInstancesCommand).resolves({});
+  ec2.on(TerminateInstancesCommand).resolves({});
+  ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+  ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: STATUS(true, opts.source) });
+}
+
+const run = (scenarios: string[]) => runAwsBootTest(cfg, manifest, scenarios, { log: () => {}, parallel: 2, deps: { ec2: new EC2Client({ region: 'eu-west-1' }), ssm: new SSMClient({ region: 'eu-west-1' }), sleep: async () => {}, pollMs: 1000 } });
+const terminated = () => ec2.commandCalls(TerminateInstancesCommand).flatMap((c) => c.args[0].input.InstanceIds ?? []);
+
+afterEach(() => expect(launched.size).toBe(0));
+
+describe('aws boot test', () => {
+  it('launches with IMDSv2 required, the boot-test profile, tags and user data, turns the source/dest check off and terminates', async () => {
+    happy();
+    const [r] = await run(['user-data']);
+    expect(r!.error).toBeUndefined();
+    expect(r!.passed).toBe(true);
+    const input = ec2.commandCalls(RunInstancesCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({ ImageId: 'ami-0123456789abcdef0', InstanceType: 't3.micro', IamInstanceProfile: { Name: 'syntropy-boot-test' }, MetadataOptions: { HttpTokens: 'required' } });
+    expect(Buffer.from(input.UserData!, 'base64').toString()).toContain('token_ssm_parameter: /syntropy/boot-test/agent-token');
+    expect(input.TagSpecifications![0]!.Tags).toEqual(expect.arrayContaining([{ Key: 'syntropy:role', Value: 'boot-test' }, { Key: 'syntropy:build-id', Value: manifest.build_id }]));
+    expect(ec2.commandCalls(ModifyInstanceAttributeCommand)[0]!.args[0].input).toEqual({ InstanceId: 'i-0aaaabbbbccccdddd', SourceDestCheck: { Value: false } });
+    expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
+  });
+
+  it('configures the dialogue scenario through the shipped SSM document with the token parameter name only', async () => {
+    happy({ source: 'ssm' });
+    const [r] = await run(['dialogue']);
+    expect(r!.passed).toBe(true);
+    expect(ec2.commandCalls(RunInstancesCommand)[0]!.args[0].input.UserData).toBeUndefined();
+    const doc = ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input).find((i) => i.DocumentName === 'SyntropyConfigureAgent');
+    expect(doc?.Parameters).toEqual({ TokenParameterName: ['/syntropy/boot-test/agent-token'], PortRange: ['51820-51830'], Tags: ['boot-test'] });
+    expect(terminated()).toHaveLength(1);
+  });
+
+  it('reboots and checks the agent comes back; interrupted accepts only configured or clean', async () => {
+    happy();
+    const [reboot] = await run(['reboot']);
+    expect(reboot!.passed).toBe(true);
+    expect(ec2.commandCalls(RebootInstancesCommand)).toHaveLength(1);
+    happy({ source: 'ssm' });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${STATUS(false)}\nENV=1 JOURNAL=1 CONTAINER=absent\n` });
+    const [cut] = await run(['interrupted']);
+    expect(cut!.passed).toBe(false);
+    expect(cut!.error).toMatch(/in between/);
+    expect(terminated()).toHaveLength(1);
+  });
+
+  const failures: [string, () => void, RegExp][] = [
+    ['ModifyInstanceAttribute', () => ec2.on(ModifyInstanceAttributeCommand).rejects(Object.assign(new Error('denied'), { name: 'UnauthorizedOperation' })), /eu-west-1: ModifyInstanceAttribute failed: UnauthorizedOperation/],
+    ['status checks', () => ec2.on(DescribeInstanceStatusCommand).resolves({ InstanceStatuses: [{ InstanceState: { Name: 'running' }, InstanceStatus: { Status: 'impaired' }, SystemStatus: { Status: 'ok' } }] }), /status checks of i-0aaaabbbbccccdddd: not after/],
+    ['instance stopped', () => ec2.on(DescribeInstanceStatusCommand).resolves({ InstanceStatuses: [{ InstanceState: { Name: 'stopped' } }] }), /is stopped/],
+    ['console output', () => ec2.on(GetConsoleOutputCommand).rejects(Object.assign(new Error('nope'), { name: 'InvalidInstanceID.NotFound' })), /GetConsoleOutput failed/],
+    ['no banner', () => ec2.on(GetConsoleOutputCommand).resolves({ Output: console64('Debian GNU/Linux 13\nlogin: ') }), /first-boot banner .* not after/],
+    ['SendCommand', () => ssm.on(SendCommandCommand).rejects(Object.assign(new Error('not managed'), { name: 'InvalidInstanceId' })), /eu-west-1: SendCommand failed: InvalidInstanceId/],
+    ['command failed', () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', StandardErrorContent: 'syntropy-firstboot: not found' }), /ended Failed: syntropy-firstboot: not found/],
+    ['never configured', () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: STATUS(false) }), /configuration of i-0aaaabbbbccccdddd: not after/],
+  ];
+  for (const [step, breakIt, message] of failures) {
+    it(`fails at ${step} and still terminates the instance`, async () => {
+      happy();
+      breakIt();
+      const [r] = await run(['user-data']);
+      expect(r!.passed).toBe(false);
+      expect(r!.error).toMatch(message);
+      expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
+    });
+  }
+
+  it('names the region and call when the launch itself fails (nothing to terminate)', async () => {
+    happy();
+    ec2.on(RunInstancesCommand).rejects(Object.assign(new Error('no capacity'), { name: 'InsufficientInstanceCapacity' }));
+    const [r] = await run(['compliance']);
+    expect(r!.error).toBe('eu-west-1: RunInstances failed: InsufficientInstanceCapacity: no capacity');
+    expect(terminated()).toEqual([]);
+  });
+
+  it('runs compliance through SSM and fails the scenario on failing checks, terminating the instance', async () => {
+    happy();
+    // The probe answers with no facts at all: every check must fail or error, never pass.
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: STATUS(true) });
+    const [r] = await run(['compliance']);
+    expect(r!.passed).toBe(false);
+    expect(r!.steps.find((s) => s.name.startsWith('CIS'))).toBeDefined();
+    expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
+  });
+});

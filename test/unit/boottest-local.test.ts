@@ -1,0 +1,117 @@
+// Pieces of the local boot test that run without a guest: the SSM double speaks the SDK's
+// protocol (reached through AWS_ENDPOINT_URL_SSM, as the test's user data arranges in the guest),
+// the IMDS double serves instance-role credentials, the user data is accepted by first boot,
+// and the pass/fail rules for configured, firewall and reports.
+import { afterEach, describe, expect, it } from 'vitest';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SsmDouble } from '../../scripts/lib/ssmdouble.ts';
+import { ImdsDouble } from '../../scripts/lib/imds.ts';
+import { assertConfigured, assertFirewallDelta, bootTestUserData, runPool, type GuestState } from '../../scripts/lib/boottest.ts';
+import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/bootreport.ts';
+import { selectScenarios, readManifest } from '../../scripts/boot-test.ts';
+import { parseUserData } from '../../firstboot/src/sources.ts';
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  delete process.env.AWS_ENDPOINT_URL_SSM;
+  while (stops.length) await stops.pop()!();
+});
+
+describe('doubles', () => {
+  it('answers GetParameter with decryption to the AWS SDK found through AWS_ENDPOINT_URL_SSM', async () => {
+    const ssm = new SsmDouble({ '/t/token': { value: 'tok-0123456789abcdef0123', type: 'SecureString' } });
+    const port = await ssm.start();
+    stops.push(() => ssm.stop());
+    process.env.AWS_ENDPOINT_URL_SSM = `http://127.0.0.1:${port}`;
+    const client = new SSMClient({ region: 'us-east-1', credentials: { accessKeyId: 'ASIATESTROLEKEY00001', secretAccessKey: 's', sessionToken: 't' } });
+    const out = await client.send(new GetParameterCommand({ Name: '/t/token', WithDecryption: true }));
+    expect(out.Parameter).toMatchObject({ Type: 'SecureString', Value: 'tok-0123456789abcdef0123' });
+    await expect(client.send(new GetParameterCommand({ Name: '/t/missing', WithDecryption: true }))).rejects.toMatchObject({ name: 'ParameterNotFound' });
+    expect(ssm.requests.map((r) => [r.name, r.withDecryption, r.accessKeyId, r.status])).toEqual([
+      ['/t/token', true, 'ASIATESTROLEKEY00001', 200],
+      ['/t/missing', true, 'ASIATESTROLEKEY00001', 400],
+    ]);
+  });
+
+  it('serves the instance role\'s credentials under meta-data/iam with an IMDSv2 token', async () => {
+    const imds = new ImdsDouble({ role: { name: 'boot-role', accessKeyId: 'ASIAROLE', secretAccessKey: 'sec', token: 'tok' } });
+    const port = await imds.start();
+    stops.push(() => imds.stop());
+    const token = await (await fetch(`http://127.0.0.1:${port}/latest/api/token`, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } })).text();
+    const get = (p: string) => fetch(`http://127.0.0.1:${port}/latest/meta-data/${p}`, { headers: { 'x-aws-ec2-metadata-token': token } });
+    expect(await (await get('iam/security-credentials/')).text()).toBe('boot-role');
+    expect(JSON.parse(await (await get('iam/security-credentials/boot-role')).text())).toMatchObject({ Code: 'Success', AccessKeyId: 'ASIAROLE', SecretAccessKey: 'sec', Token: 'tok' });
+    expect((await fetch(`http://127.0.0.1:${port}/latest/meta-data/iam/info`)).status).toBe(401);
+  });
+});
+
+describe('boot-test user data', () => {
+  it('is a cloud-config that first boot reads as a Parameter Store configuration', () => {
+    const ud = bootTestUserData('/syntropy/boot-test/agent-token', '51900-51910');
+    expect(ud.startsWith('#cloud-config\n')).toBe(true);
+    expect(ud).toContain('AWS_ENDPOINT_URL_SSM=http://169.254.169.250');
+    expect(parseUserData(ud)).toEqual({ settings: { portRange: '51900-51910', tags: ['boot-test'], tokenSsmParameter: '/syntropy/boot-test/agent-token', agentName: undefined }, warnings: [] });
+  });
+});
+
+const state = (o: Partial<GuestState>): GuestState => ({
+  env: '600 root root',
+  state: true,
+  journal: false,
+  container: { running: true, image: 'sha256:abc' },
+  lockId: 'sha256:abc',
+  udpPorts: [22, 51820],
+  ufw: ['22/tcp ALLOW Anywhere'],
+  agentEnabled: 'enabled',
+  memUsedMib: 150,
+  ...o,
+});
+
+describe('pass/fail rules', () => {
+  it('accepts a configured guest and names what is missing otherwise', () => {
+    expect(() => assertConfigured(state({}), '51820-51830')).not.toThrow();
+    expect(() => assertConfigured(state({ container: { running: true, image: 'sha256:pulled' } }), '51820-51830')).toThrow(/not the preloaded/);
+    expect(() => assertConfigured(state({ udpPorts: [40000] }), '51820-51830')).toThrow(/no UDP port bound in 51820-51830/);
+    expect(() => assertConfigured(state({ env: '644 root root' }), '51820-51830')).toThrow(/want 600 root root/);
+    expect(() => assertConfigured(state({ journal: true }), '51820-51830')).toThrow(/journal LEFT BEHIND/);
+  });
+
+  it('lets the firewall gain exactly the agent range', () => {
+    const before = state({ ufw: ['22/tcp ALLOW Anywhere', '22/tcp (v6) ALLOW Anywhere (v6)'] });
+    const ok = state({ ufw: [...before.ufw, '51820:51830/udp ALLOW Anywhere', '51820:51830/udp (v6) ALLOW Anywhere (v6)'] });
+    expect(() => assertFirewallDelta(before, ok, '51820-51830')).not.toThrow();
+    expect(() => assertFirewallDelta(before, state({ ufw: [...ok.ufw, '8080/tcp ALLOW Anywhere'] }), '51820-51830')).toThrow(/8080/);
+    expect(() => assertFirewallDelta(before, state({ ufw: ['51820:51830/udp ALLOW Anywhere'] }), '51820-51830')).toThrow(/removed: 22\/tcp/);
+    expect(() => assertFirewallDelta(before, before, '51820-51830')).toThrow(/added: none/);
+  });
+
+  it('passes a report only when every requested scenario ran and passed', () => {
+    const s = (name: string, passed: boolean) => ({ name, passed, ms: 1000, steps: [{ name: 'boot', ms: 900, ok: passed, ...(passed ? {} : { detail: 'no <ssh>' }) }], figures: { a: 1 } });
+    expect(bootReport('b', 'local', [s('dialogue', true), s('reboot', true)], ['dialogue', 'reboot']).passed).toBe(true);
+    expect(bootReport('b', 'local', [s('dialogue', true)], ['dialogue', 'reboot']).passed).toBe(false);
+    const bad = bootReport('b', 'local', [s('dialogue', true), s('reboot', false)], ['dialogue', 'reboot']);
+    expect(bad.passed).toBe(false);
+    expect(bootJUnit(bad)).toContain('<failure message="no &lt;ssh&gt;"/>');
+    expect(bootMarkdown(bad)).toContain('| reboot | FAIL | 1 s | a=1 |');
+  });
+
+  it('validates scenario names and the manifest', () => {
+    expect(selectScenarios('reboot,dialogue', ['dialogue', 'reboot'])).toEqual(['reboot', 'dialogue']);
+    expect(() => selectScenarios('reboot,bogus', ['dialogue', 'reboot'])).toThrow(/unknown scenario bogus/);
+    expect(() => readManifest('/nonexistent/build-manifest.json')).toThrow(/run npm run build first/);
+  });
+
+  it('runs at most N scenarios at once and keeps their order', async () => {
+    let running = 0;
+    let peak = 0;
+    const out = await runPool(['a', 'b', 'c', 'd'], 2, async (n) => {
+      running += 1;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, n === 'a' ? 30 : 5));
+      running -= 1;
+      return n.toUpperCase();
+    });
+    expect(out).toEqual(['A', 'B', 'C', 'D']);
+    expect(peak).toBe(2);
+  });
+});
