@@ -98,6 +98,11 @@ if [[ -d "$root/etc/systemd/timesyncd.conf.d" || -f "$root/etc/systemd/timesyncd
   mkdir -p "$root/etc/systemd/timesyncd.conf.d"
   printf '[Time]\nNTP=169.254.169.123\nFallbackNTP=\n' > "$root/etc/systemd/timesyncd.conf.d/50-aws.conf"
 fi
+# chrony (preinstalled for the hardening step): no internet pool from a local guest; the
+# hardening step adds the Amazon Time Sync Service as its one source.
+if [[ -f "$root/etc/chrony/chrony.conf" ]]; then
+  sed -i -E 's/^(pool|server)[[:space:]]/# Amazon Time Sync Service only (sources.d): &/' "$root/etc/chrony/chrony.conf"
+fi
 
 # Networking is cloud-init -> netplan -> systemd-networkd, as on the official image; ifupdown's
 # networking.service would only add a serial step to every boot.

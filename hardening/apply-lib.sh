@@ -19,11 +19,21 @@ pkg_purge() {
   [[ ${#todo[@]} -eq 0 ]] || apt-get purge -y -q "${todo[@]}" >/dev/null
 }
 
-# Stops, disables and masks units that exist (a unit that is not installed needs nothing).
-units_off() {
+unit_enable() {
   local u
   for u in "$@"; do
-    [[ -n "$(systemctl list-unit-files --no-legend "$u" 2>/dev/null)" ]] || continue
+    systemctl is-enabled -q "$u" 2>/dev/null || systemctl enable "$u" >/dev/null 2>&1
+  done
+}
+
+# Stops, disables and masks units that exist (a unit that is not installed needs nothing).
+UNIT_FILES=''
+units_off() {
+  local u
+  # One listing for all calls: each systemctl call costs seconds in a slow build VM.
+  [[ -n "$UNIT_FILES" ]] || UNIT_FILES=$(systemctl list-unit-files --no-legend 2>/dev/null | awk '{ print $1 }')
+  for u in "$@"; do
+    grep -qxF "$u" <<< "$UNIT_FILES" || continue
     systemctl disable --now "$u" >/dev/null 2>&1 || true
     systemctl mask "$u" >/dev/null
   done
@@ -35,7 +45,7 @@ set_sysctl() {
   touch "$CIS_SYSCTL"
   # Another file that sets the key later would win at boot: drop the key there.
   for f in /etc/sysctl.conf /etc/sysctl.d/*.conf /etc/ufw/sysctl.conf; do
-    [[ -f "$f" && "$f" != "$CIS_SYSCTL" ]] && sed -i --follow-symlinks -E "/^[[:space:]]*-?${esc}[[:space:]]*=/d" "$f"
+    if [[ -f "$f" && "$f" != "$CIS_SYSCTL" ]]; then sed -i --follow-symlinks -E "/^[[:space:]]*-?${esc}[[:space:]]*=/d" "$f"; fi
   done
   sed -i -E "/^${esc}[[:space:]]*=/d" "$CIS_SYSCTL"
   printf '%s = %s\n' "$key" "$val" >> "$CIS_SYSCTL"
@@ -90,7 +100,7 @@ sshd_set() {
   local key="$1" f
   shift
   for f in /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf; do
-    [[ -f "$f" ]] && sed -i -E "/^[[:space:]]*${key}[[:space:]]/Id" "$f"
+    if [[ -f "$f" ]]; then sed -i -E "/^[[:space:]]*${key}[[:space:]]/Id" "$f"; fi
   done
   # sshd keeps the first value it reads: state it at the top, above any Include and Match.
   sed -i "1i ${key} $*" /etc/ssh/sshd_config
@@ -138,7 +148,7 @@ sudo_default() {
 remove_sudo_noauth() {
   local f
   for f in /etc/sudoers /etc/sudoers.d/*; do
-    [[ -f "$f" ]] && grep -q '!authenticate' "$f" && sed -i -E '/!authenticate/ s/^/# CIS 5.2.5 disabled: /' "$f"
+    if [[ -f "$f" ]] && grep -q '!authenticate' "$f"; then sed -i -E '/!authenticate/ s/^/# CIS 5.2.5 disabled: /' "$f"; fi
   done
   visudo -cq
 }
@@ -166,9 +176,8 @@ system_accounts_nologin() {
 nologin_accounts_locked() {
   local u
   awk -F: '$1 != "root" && $7 ~ /(nologin|false)$/ { print $1 }' /etc/passwd | while read -r u; do
-    awk -F: -v u="$u" '$1 == u && $2 !~ /^[!*]/ { found = 1 } END { exit !found }' /etc/shadow && usermod -L "$u"
+    if awk -F: -v u="$u" '$1 == u && $2 !~ /^[!*]/ { found = 1 } END { exit !found }' /etc/shadow; then usermod -L "$u"; fi
   done
-  return 0
 }
 
 empty_passwords_lock() {
@@ -272,9 +281,10 @@ dot_files_fix() {
     [[ -d "$h" ]] || continue
     rm -f "$h/.forward" "$h/.rhosts"
     find "$h" -maxdepth 1 -name '.*' -type f -exec chmod go-w {} +
-    for f in "$h/.netrc" "$h/.bash_history"; do [[ -f "$f" ]] && chmod 0600 "$f"; done
+    for f in "$h/.netrc" "$h/.bash_history"; do
+      if [[ -f "$f" ]]; then chmod 0600 "$f"; fi
+    done
   done
-  return 0
 }
 
 # Login users that have no password (key-only, like the admin user cloud-init creates) must not

@@ -213,7 +213,8 @@ export interface PermSpec {
 
 export function permCheck(f: Facts, spec: PermSpec): Verdict {
   const isGlob = spec.path.includes('*');
-  const stats = isGlob ? f.stats(spec.path) : [f.stat(spec.path)].filter((s) => s !== null);
+  // A symbolic link's own mode means nothing; the file it points to is judged under its own path.
+  const stats = (isGlob ? f.stats(spec.path) : [f.stat(spec.path)]).filter((s): s is NonNullable<typeof s> => s !== null && s.type !== 'symbolic link');
   if (stats.length === 0) return { pass: !spec.required, evidence: `${spec.path} ${spec.required ? 'MISSING' : 'absent'}` };
   const user = spec.user ?? 'root';
   const groups = spec.groups ?? ['root'];

@@ -58,7 +58,7 @@ export class SshHost implements Host {
     const args = [
       '-i', this.t.keyFile, '-p', String(this.t.port),
       '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-      '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', `${this.t.user}@${this.t.host}`, 'sudo -n sh -s',
+      '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=10', `${this.t.user}@${this.t.host}`, 'sudo -n sh -s',
     ];
     return runProcess('ssh', args, script, this.name);
   }

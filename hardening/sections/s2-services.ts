@@ -95,7 +95,7 @@ export const section2: Draft[] = [
     title: 'Ensure a single time synchronization daemon is in use',
     tags: ['timesync'],
     needs: ['pkg:chrony', 'pkg:systemd-timesyncd', 'unit:chrony.service', 'unit:systemd-timesyncd.service'],
-    apply: 'pkg_install chrony\npkg_purge systemd-timesyncd\nsystemctl enable chrony.service',
+    apply: 'pkg_install chrony\npkg_purge systemd-timesyncd\nunit_enable chrony.service',
     check: (f) => {
       const on = ['chrony.service', 'systemd-timesyncd.service'].filter((u) => f.unit(u).enabled === 'enabled');
       return { pass: on.length === 1, evidence: `enabled time daemons: ${on.join(', ') || 'none'}` };
@@ -139,7 +139,9 @@ export const section2: Draft[] = [
     title: 'Ensure chrony is configured with authorized timeserver',
     tags: ['timesync'],
     needs: CHRONY_NEEDS,
-    apply: `install -d -m 0755 /etc/chrony/sources.d\nprintf '%s\\n' ${q('# Amazon Time Sync Service (link-local on every EC2 instance)')} ${q('server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4')} > /etc/chrony/sources.d/syntropy-aws.sources`,
+    // The Amazon Time Sync Service is the one authorized source: reachable in every VPC without
+    // internet egress, and inert in local guests (nothing leaves the machine for a pool).
+    apply: `install -d -m 0755 /etc/chrony/sources.d\nprintf '%s\\n' ${q('# Amazon Time Sync Service (link-local on every EC2 instance)')} ${q('server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4')} > /etc/chrony/sources.d/syntropy-aws.sources\nsed -i -E 's/^(pool|server)[[:space:]]/# Amazon Time Sync Service only (sources.d): &/' /etc/chrony/chrony.conf`,
     check: (f) => {
       const srv = chronyLines(f).filter((l) => /^(server|pool)\s+\S+/.test(l));
       return { pass: srv.length > 0, evidence: srv.length ? srv.join(' | ') : 'no server or pool line' };
@@ -173,7 +175,7 @@ export const section2: Draft[] = [
     title: 'Ensure chrony is enabled and running',
     tags: ['timesync'],
     needs: ['unit:chrony.service'],
-    apply: 'systemctl enable chrony.service',
+    apply: 'unit_enable chrony.service',
     check: (f) => {
       const s = f.unit('chrony.service');
       return { pass: unitOn(f, 'chrony.service'), evidence: `chrony.service ${s.enabled}${s.active === null ? '' : `, ${s.active}`}` };
@@ -183,7 +185,7 @@ export const section2: Draft[] = [
   {
     ...installed('2.4.1.1', 'Ensure cron daemon is enabled and active', ['cron']),
     needs: ['pkg:cron', 'unit:cron.service'],
-    apply: 'pkg_install cron\nsystemctl enable cron.service',
+    apply: 'pkg_install cron\nunit_enable cron.service',
     check: (f) => ({ pass: f.pkg('cron').installed && unitOn(f, 'cron.service'), evidence: `cron ${f.pkg('cron').installed ? 'installed' : 'NOT installed'}, cron.service ${f.unit('cron.service').enabled}` }),
     fixture: {
       good: (fx) => {

@@ -103,7 +103,7 @@ export const section6: Draft[] = [
     title: 'Ensure rsyslog service is enabled and active',
     tags: ['logging', 'rsyslog'],
     needs: ['unit:rsyslog.service'],
-    apply: 'systemctl enable rsyslog.service',
+    apply: 'unit_enable rsyslog.service',
     check: (f) => unitUp(f, 'rsyslog.service'),
     fixture: { good: (fx) => fx.unit('rsyslog.service', 'enabled'), bad: (fx) => fx.unit('rsyslog.service', 'disabled') },
   },
@@ -168,7 +168,7 @@ export const section6: Draft[] = [
     title: 'Ensure filesystem integrity is regularly checked',
     tags: ['aide'],
     needs: ['unit:dailyaidecheck.timer', 'stat:/etc/cron.daily/dailyaidecheck'],
-    apply: 'systemctl enable dailyaidecheck.timer',
+    apply: 'if systemctl list-unit-files --no-legend dailyaidecheck.timer | grep -q .; then unit_enable dailyaidecheck.timer; else test -x /etc/cron.daily/dailyaidecheck; fi',
     check: (f) => {
       const t = f.unit('dailyaidecheck.timer');
       const cron = f.stat('/etc/cron.daily/dailyaidecheck');

@@ -124,7 +124,7 @@ export class LocalVm {
     return [
       '-i', this.key.privateKey, '-p', String(this.sshPort),
       '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-      '-o', 'ConnectTimeout=5', '-o', 'BatchMode=yes', 'admin@127.0.0.1',
+      '-o', 'ConnectTimeout=5', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', 'admin@127.0.0.1',
     ];
   }
 

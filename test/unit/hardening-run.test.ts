@@ -26,11 +26,11 @@ describe('probe script', () => {
     const off = probeScript(keys, { root: '/mnt/img', live: false });
     expect(off.keys).toEqual(['pkg:ufw', 'read:/etc/passwd', 'unit:ufw.service']);
     expect(off.script).toContain("R='/mnt/img'");
-    expect(off.script).toContain('systemctl --root="$R" is-enabled');
+    expect(off.script).toContain('systemctl --root="$R" list-unit-files');
     const on = probeScript(keys, { root: '/', live: true });
     expect(on.keys).toContain('sysctl:kernel.dmesg_restrict');
     expect(on.script).toContain("R=''");
-    expect(on.script).toContain('systemctl is-active');
+    expect(on.script).toContain('systemctl list-units --all');
   });
 
   it('is valid POSIX sh that shellcheck accepts, for the whole catalog', () => {
