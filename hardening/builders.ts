@@ -230,7 +230,7 @@ export function perms(id: string, title: string, specs: PermSpec[], extra?: Part
     tags: ['permissions'],
     needs: specs.map((s) => (s.path.includes('*') ? `stats:${s.path}` : `stat:${s.path}`)),
     apply: specs
-      .map((s) => `perm_max ${s.max.toString(8).padStart(4, '0')} ${q(s.user ?? 'root')} ${q((s.groups ?? ['root'])[0]!)} ${s.required ? 'required' : 'optional'} ${s.path.includes('*') ? s.path.replace(/([^\w/.*+@-])/g, '\\$1') : q(s.path)}`)
+      .map((s) => `perm_max ${s.max.toString(8).padStart(4, '0')} ${q(s.user ?? 'root')} ${q((s.groups ?? ['root']).join('|'))} ${s.required ? 'required' : 'optional'} ${s.path.includes('*') ? s.path.replace(/([^\w/.*+@-])/g, '\\$1') : q(s.path)}`)
       .join('\n'),
     check: (f) => all(...specs.map((s) => permCheck(f, s))),
     fixture: {

@@ -38,10 +38,14 @@ export const section7: Draft[] = [
   perms('7.1.7', 'Ensure access to /etc/gshadow is configured', [f640('/etc/gshadow')]),
   perms('7.1.8', 'Ensure access to /etc/gshadow- is configured', [f640('/etc/gshadow-', false)]),
   perms('7.1.9', 'Ensure access to /etc/shells is configured', [f644('/etc/shells')]),
-  perms('7.1.10', 'Ensure access to /etc/security/opasswd is configured', [
-    { path: '/etc/security/opasswd', max: 0o600, required: true },
-    { path: '/etc/security/opasswd.old', max: 0o600 },
-  ]),
+  (() => {
+    const d = perms('7.1.10', 'Ensure access to /etc/security/opasswd is configured', [
+      { path: '/etc/security/opasswd', max: 0o600, required: true },
+      { path: '/etc/security/opasswd.old', max: 0o600 },
+    ]);
+    // pam_pwhistory keeps its history here; create it root-only before anyone changes a password.
+    return { ...d, apply: `[[ -e /etc/security/opasswd ]] || install -m 0600 -o root -g root /dev/null /etc/security/opasswd\n${d.apply}` };
+  })(),
   {
     id: '7.1.11',
     title: 'Ensure world writable files and directories are secured',
