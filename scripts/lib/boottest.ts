@@ -284,6 +284,17 @@ async function configureByUserData(vm: LocalVm, rec: Recorder, ssm: SsmDouble, r
   return g;
 }
 
+/** A Parameter Store double holding the token, and the instance role allowed to read it. */
+async function withSsmDouble<T>(token: string, body: (ssm: SsmDouble, r: InstanceRole, port: number) => Promise<T>): Promise<T> {
+  const ssm = new SsmDouble({ [PARAM]: { value: token, type: 'SecureString' } });
+  const port = await ssm.start();
+  try {
+    return await body(ssm, role(), port);
+  } finally {
+    await ssm.stop();
+  }
+}
+
 type ScenarioFn = (ctx: LocalBootContext, rec: Recorder, token: string) => Promise<void>;
 
 export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
@@ -346,11 +357,8 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
   },
 
   async 'user-data'(ctx, rec, token) {
-    const ssm = new SsmDouble({ [PARAM]: { value: token, type: 'SecureString' } });
-    const r = role();
-    const ssmPort = await ssm.start();
-    try {
-      await withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
+    await withSsmDouble(token, (ssm, r, ssmPort) =>
+      withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
         await configureByUserData(vm, rec, ssm, r);
         await rec.step('no dialogue was offered', async () => {
           check(!/agent token/i.test(vm.serial()), 'the serial console showed the token prompt');
@@ -361,18 +369,13 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           const leaks = await tokenLeaks(vm, token);
           check(leaks.length === 0, `token found in: ${leaks.join('; ')}`);
         });
-      });
-    } finally {
-      await ssm.stop();
-    }
+      }),
+    );
   },
 
   async reboot(ctx, rec, token) {
-    const ssm = new SsmDouble({ [PARAM]: { value: token, type: 'SecureString' } });
-    const r = role();
-    const ssmPort = await ssm.start();
-    try {
-      await withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
+    await withSsmDouble(token, (ssm, r, ssmPort) =>
+      withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
         await configureByUserData(vm, rec, ssm, r);
         const mark = vm.serial().length;
         const asked = ssm.requests.length;
@@ -395,10 +398,8 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           const boots = await vm.ssh('journalctl --list-boots --no-pager | wc -l');
           check(Number(boots.stdout.trim()) >= 2, `expected two boots in the journal, got ${boots.stdout.trim()}`);
         });
-      });
-    } finally {
-      await ssm.stop();
-    }
+      }),
+    );
   },
 
   async interrupted(ctx, rec, token) {
@@ -449,11 +450,8 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
   },
 
   async compliance(ctx, rec, token) {
-    const ssm = new SsmDouble({ [PARAM]: { value: token, type: 'SecureString' } });
-    const r = role();
-    const ssmPort = await ssm.start();
-    try {
-      await withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
+    await withSsmDouble(token, (ssm, r, ssmPort) =>
+      withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
         await configureByUserData(vm, rec, ssm, r);
         const host = new SshHost({ host: '127.0.0.1', port: vm.sshPort, user: ctx.sshUser, keyFile: vm.key!.privateKey });
         const report = await rec.step('CIS + Marketplace checks over SSH (live)', async () => {
@@ -466,10 +464,8 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           const bad = report.results.filter((x) => x.result === 'FAIL' || x.result === 'ERROR');
           check(bad.length === 0, `${bad.length} failing: ${bad.map((x) => `${x.id} (${x.evidence})`).join('; ')}`);
         });
-      });
-    } finally {
-      await ssm.stop();
-    }
+      }),
+    );
   },
 };
 
