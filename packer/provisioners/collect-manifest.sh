@@ -19,4 +19,6 @@ fi
 df -B1 --output=used,size / | tail -n 1 | awk '{ printf "{\"used_bytes\": %s, \"size_bytes\": %s}\n", $1, $2 }' > "$out/rootfs.json"
 # One file crosses back to the host: directory downloads differ between Packer versions.
 tar -C "$out" -cf /run/syntropy-build/image-info.tar .
+# The hardened umask (027) would keep the build user, who downloads it, from reading it.
+chmod 0644 /run/syntropy-build/image-info.tar
 echo "collect-manifest: $(wc -l < "$out/packages.tsv") packages, rootfs $(df -h --output=used / | tail -n 1 | tr -d ' ') used"
