@@ -101,7 +101,8 @@ export function probeScript(keys: Iterable<string>, opts: { root: string; live: 
   const lines = [
     '# shellcheck shell=sh disable=SC2016 # each probe is quoted for eval',
     'LC_ALL=C; export LC_ALL',
-    `R=${shq(opts.root === '/' ? '' : opts.root.replace(/\/+$/, ''))}`,
+    // PROBE_ROOT overrides the root (the build judges a bind view of the image's file system).
+    `R=\${PROBE_ROOT-${shq(opts.root === '/' ? '' : opts.root.replace(/\/+$/, ''))}}`,
     `f() { printf '\\n@@${nonce}:%s\\n' "$1"; eval "$2"; printf '\\n@@${nonce}=%s\\n' "$?"; }`,
   ];
   const pkgs: string[] = [];

@@ -13,8 +13,9 @@ dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/pack
 cp /etc/os-release "$out/os-release"
 cp /etc/syntropy/agent-image.lock "$out/agent-image.lock"
 # The hardened image's compliance facts, after sanitize: what ships is what is judged.
+# sanitize.sh made /run/syntropy-build/image, a bind view of the image without the build's tmpfs.
 if [[ -f /run/syntropy-build/probe.sh ]]; then
-  sh /run/syntropy-build/probe.sh > "$out/compliance-hardened.raw"
+  PROBE_ROOT=/run/syntropy-build/image sh /run/syntropy-build/probe.sh > "$out/compliance-hardened.raw"
 fi
 df -B1 --output=used,size / | tail -n 1 | awk '{ printf "{\"used_bytes\": %s, \"size_bytes\": %s}\n", $1, $2 }' > "$out/rootfs.json"
 # One file crosses back to the host: directory downloads differ between Packer versions.

@@ -15,8 +15,9 @@ for unit in systemd-random-seed.service wtmpdb-update-boot.service; do
   systemctl stop "$unit" 2>/dev/null || true
 done
 # The rest of this boot logs to memory only; the image keeps its persistent journal setting.
+# (99-: it must sort after the image's own drop-ins, which ask for persistent storage.)
 mkdir -p /run/systemd/journald.conf.d
-printf '[Journal]\nStorage=volatile\n' > /run/systemd/journald.conf.d/50-sanitize.conf
+printf '[Journal]\nStorage=volatile\n' > /run/systemd/journald.conf.d/99-sanitize.conf
 systemctl restart systemd-journald
 cloud-init clean --logs >/dev/null 2>&1 || true
 apt-get clean
@@ -65,6 +66,15 @@ while read -r kind a b; do
   esac
   echo "sanitize: $kind $a${b:+ $b}"
 done < "$list"
+
+# The steps after this one still run commands with sudo, which logs them (CIS 5.2.3) and whose
+# lines rsyslog copies: from here on logs go to memory. The image's own files stay visible to
+# the final checks through a bind view of the root file system (no submounts in it).
+systemctl stop rsyslog.service syslog.socket 2>/dev/null || true
+view="$keep/image"
+mkdir -p "$view"
+mountpoint -q "$view" || mount --bind / "$view"
+mountpoint -q /var/log || mount -t tmpfs -o mode=0755,nosuid,nodev,noexec tmpfs /var/log
 
 # Give freed blocks back (local: holes in the qcow2; EBS: a smaller snapshot).
 fstrim -v / || echo "sanitize: the disk does not support discard; image keeps freed blocks"

@@ -4,7 +4,11 @@
 # Usage: validate.sh [ROOT]   (list: $SANITIZE_LIST, default /run/syntropy-build/sanitize.list)
 set -euo pipefail
 
-root="${1:-/}"
+# In the build VM, sanitize.sh leaves a bind view of the image's root file system (its /var/log
+# without the tmpfs the last build steps log into): judge that by default.
+default_root=/
+if [[ -z "${1:-}" ]] && mountpoint -q /run/syntropy-build/image 2>/dev/null; then default_root=/run/syntropy-build/image; fi
+root="${1:-$default_root}"
 root="${root%/}"
 list="${SANITIZE_LIST:-/run/syntropy-build/sanitize.list}"
 [[ -f "$list" ]] || { echo "validate: rule list $list is missing" >&2; exit 2; }

@@ -25,11 +25,11 @@ describe('probe script', () => {
     const keys = ['read:/etc/passwd', 'sysctl:kernel.dmesg_restrict', 'cmd:sshd-T', 'pkg:ufw', 'unit:ufw.service'];
     const off = probeScript(keys, { root: '/mnt/img', live: false });
     expect(off.keys).toEqual(['pkg:ufw', 'read:/etc/passwd', 'unit:ufw.service']);
-    expect(off.script).toContain("R='/mnt/img'");
+    expect(off.script).toContain("R=${PROBE_ROOT-'/mnt/img'}");
     expect(off.script).toContain('systemctl --root="$R" list-unit-files');
     const on = probeScript(keys, { root: '/', live: true });
     expect(on.keys).toContain('sysctl:kernel.dmesg_restrict');
-    expect(on.script).toContain("R=''");
+    expect(on.script).toContain("R=${PROBE_ROOT-''}");
     expect(on.script).toContain('systemctl list-units --all');
   });
 
