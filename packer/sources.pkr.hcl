@@ -30,7 +30,7 @@ source "qemu" "local" {
   ssh_username         = var.ssh_username
   ssh_private_key_file = var.qemu_ssh_private_key_file
   ssh_timeout          = var.qemu_ssh_timeout
-  shutdown_command     = "sudo systemctl poweroff"
+  shutdown_command     = "sudo sh -c 'truncate -s 0 /run/syntropy-build/image/var/log/sudo.log; systemctl poweroff'"
   shutdown_timeout     = "5m"
 }
 
