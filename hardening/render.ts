@@ -61,6 +61,8 @@ export function renderApply(entries: CatalogEntry[], meta: { buildId: string }):
   }
   out.push(
     "current='finalize'",
+    '# Steps after 6.1.3.1 (aideinit) create log files of their own: bring them within 6.1.3.1 too.',
+    'logfile_modes',
     'if [[ "$NEED_UPDATE_GRUB" == 1 ]]; then',
     '  update-grub 2>&1 | sed "s/^/  update-grub: /"',
     'fi',

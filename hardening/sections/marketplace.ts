@@ -23,11 +23,13 @@ export function marketplaceSection(sshUser: string, sshPort: number): Draft[] {
     mp({
       id: 'MP-4a',
       title: 'No authorized_keys in the image (only the login user\'s, from instance metadata, on a running instance)',
-      needs: ['cmd:fs-scan'],
+      needs: ['cmd:fs-scan', 'read:/root/.ssh/authorized_keys'],
       apply: '',
       check: (f) => {
         const found = (f.cmd('fs-scan')?.out ?? '').split('\n').filter((l) => l.startsWith('k ')).map((l) => l.slice(2));
-        const allowed = f.live ? found.filter((p) => p !== `/home/${sshUser}/.ssh/authorized_keys`) : found;
+        // Live, cloud-init writes the login user's key and, for root, only its disable_root stub.
+        const rootStub = (f.read('/root/.ssh/authorized_keys') ?? '').split('\n').filter(Boolean).every((l) => /command="echo 'Please login as the user/.test(l));
+        const allowed = f.live ? found.filter((p) => p !== `/home/${sshUser}/.ssh/authorized_keys` && !(p === '/root/.ssh/authorized_keys' && rootStub)) : found;
         return allowed.length ? fail(`authorized_keys: ${allowed.join(', ')}`) : pass(found.length ? `only ${found.join(', ')} (written at boot from instance metadata)` : 'none');
       },
       fixture: { good: () => {}, bad: (fx) => fx.file('/root/.ssh/authorized_keys', 'ssh-ed25519 AAAA build\n', 0o600) },

@@ -39,7 +39,7 @@ function logfileProblems(lines: string[]): string[] {
     const mode = parseInt(modeS, 8);
     const name = path.split('/').pop()!;
     let max = 0o640;
-    let users = ['root', 'syslog', '_chrony'];
+    let users = ['root', 'syslog', '_chrony', '_aide'];
     let groups = ['root', 'adm', 'systemd-journal'];
     if (/^(lastlog|wtmp|btmp|wtmp\.db)/.test(name) || /^(lastlog|wtmp|btmp)/.test(name)) {
       max = 0o664;

@@ -174,6 +174,15 @@ describe('reports', () => {
     expect(md).toContain('- **1.1.1.11** manual: review');
   });
 
+  it('accepts on a running instance only the login user\'s key and cloud-init\'s root stub (MP-4a)', () => {
+    const c = cat.find((x) => x.id === 'MP-4a')!;
+    const facts = (root: string) =>
+      new Facts(new Map([['cmd:fs-scan', { out: 'o 0:0\nk /home/admin/.ssh/authorized_keys\nk /root/.ssh/authorized_keys\n', rc: 0 }], ['read:/root/.ssh/authorized_keys', { out: root, rc: 0 }]]), true);
+    const stub = 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo \'Please login as the user \\"admin\\" rather than the user \\"root\\".\';echo;sleep 10;exit 142" ssh-ed25519 AAAA k\n';
+    expect(judge(c, facts(stub)).result).toBe('PASS');
+    expect(judge(c, facts('ssh-ed25519 AAAA build-key\n')).result).toBe('FAIL');
+  });
+
   it('reports a check that throws as ERROR, not PASS', () => {
     const c = { ...cat.find((x) => x.id === '7.1.1')!, check: () => { throw new Error('boom'); } };
     expect(judge(c, new Facts(new Map(), false))).toMatchObject({ result: 'ERROR', evidence: 'check failed to run: boom' });
