@@ -219,12 +219,12 @@ function role(): InstanceRole {
 
 /** User data that configures through Parameter Store; bootcmd points the SDK at the SSM double. */
 export function bootTestUserData(param: string, range: string): string {
-  const dropin = `[Service]\\nEnvironment=AWS_ENDPOINT_URL_SSM=http://${SSM_DOUBLE_ADDR}\\n`;
   return [
     '#cloud-config',
-    '# Boot test: Parameter Store is a double inside the test network, not AWS.',
+    '# Boot test: Parameter Store is a double inside the test network, not AWS. bootcmd runs before',
+    '# first boot starts; the unit reads /run/syntropy-firstboot.env when it starts.',
     'bootcmd:',
-    `  - [sh, -c, 'mkdir -p /run/systemd/system/syntropy-firstboot.service.d && printf "${dropin}" > /run/systemd/system/syntropy-firstboot.service.d/ssm-double.conf && systemctl daemon-reload']`,
+    `  - [sh, -c, 'echo AWS_ENDPOINT_URL_SSM=http://${SSM_DOUBLE_ADDR} > /run/syntropy-firstboot.env']`,
     'syntropy:',
     `  token_ssm_parameter: ${param}`,
     `  port_range: "${range}"`,

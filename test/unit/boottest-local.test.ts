@@ -49,7 +49,7 @@ describe('boot-test user data', () => {
   it('is a cloud-config that first boot reads as a Parameter Store configuration', () => {
     const ud = bootTestUserData('/syntropy/boot-test/agent-token', '51900-51910');
     expect(ud.startsWith('#cloud-config\n')).toBe(true);
-    expect(ud).toContain('AWS_ENDPOINT_URL_SSM=http://169.254.169.250');
+    expect(ud).toContain('echo AWS_ENDPOINT_URL_SSM=http://169.254.169.250 > /run/syntropy-firstboot.env');
     expect(parseUserData(ud)).toEqual({ settings: { portRange: '51900-51910', tags: ['boot-test'], tokenSsmParameter: '/syntropy/boot-test/agent-token', agentName: undefined }, warnings: [] });
   });
 });
