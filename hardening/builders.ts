@@ -223,7 +223,7 @@ export function permCheck(f: Facts, spec: PermSpec): Verdict {
   return { pass: bad.length === 0, evidence: `${shown.join(', ')}${stats.length > 5 ? ` (+${stats.length - 5})` : ''}; want <= ${spec.max.toString(8)} ${user}:${groups.join('|')}` };
 }
 
-export function perms(id: string, title: string, specs: PermSpec[], extra?: Partial<Draft>): Draft {
+export function perms(id: string, title: string, specs: PermSpec[]): Draft {
   return {
     id,
     title,
@@ -252,7 +252,6 @@ export function perms(id: string, title: string, specs: PermSpec[], extra?: Part
         else fx.file(p, fx.read(p) ?? 'fixture\n', s.max, { uid: 1, gid: 1 });
       },
     },
-    ...extra,
   };
 }
 

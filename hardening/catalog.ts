@@ -58,7 +58,7 @@ export interface CatalogEntry extends Control {
 export function catalog(opts: CatalogOptions, settings?: HardeningSettings): CatalogEntry[] {
   const s: HardeningSettings = settings ?? { levels: ['l1_server'], sections: {}, controls: {}, exceptions: DEFAULT_EXCEPTIONS };
   const bench = new Map(benchmarkEntries().map((e) => [e.id, e]));
-  const drafts: Draft[] = [...section1, ...section2, ...section3, ...firewallSection(opts.sshPort), ...accessSection(opts.sshUser), ...section6, ...section7];
+  const drafts: Draft[] = [...section1, ...section2, ...section3, ...firewallSection(opts.sshPort), ...accessSection(), ...section6, ...section7];
   const out: CatalogEntry[] = [];
   for (const d of drafts) {
     const b = bench.get(d.id);

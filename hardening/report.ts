@@ -74,7 +74,8 @@ export function buildReport(results: ControlResult[], meta: { phase: string; tar
   };
 }
 
-const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+/** Escapes text for XML attributes and content (drops characters XML 1.0 forbids). */
+export const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
 
 export function toJUnit(r: Report): string {
   const bySection = new Map<string, ControlResult[]>();

@@ -1,7 +1,7 @@
 // Runs the catalog's checks against a host: one probe round trip collects every fact, then each
 // control is judged. Prints `<id> | AUDIT | <title> | <result>` per control.
 import type { Host } from './host.ts';
-import { Facts, probeScript, parseProbeOutput } from './facts.ts';
+import { Facts, probeScript, parseProbeOutput, type RawFact } from './facts.ts';
 import type { CatalogEntry } from './catalog.ts';
 import type { ControlResult, Status } from './types.ts';
 
@@ -44,13 +44,26 @@ export function judge(c: CatalogEntry, facts: Facts | null, strict = false): Con
   return { ...base, result, evidence, ...(c.excepted ? { exception: c.exception } : {}), ...(c.manual ? { manual: c.manual } : {}) };
 }
 
+const AGGREGATE = new Set(['pkgs', 'units']);
+
+/**
+ * One probe round trip for the whole run; a host whose transport caps the output (SSM's 24,000
+ * characters) gets one round trip per benchmark section instead.
+ */
 export async function collectFacts(host: Host, entries: CatalogEntry[], live: boolean): Promise<{ facts: Facts; ms: number; roundTrips: number }> {
-  const keys = entries.filter((c) => !c.manual && !c.disabled).flatMap((c) => c.needs);
-  const probe = probeScript(keys, { root: host.root, live });
+  const active = entries.filter((c) => !c.manual && !c.disabled);
+  const batches = host.maxOutputBytes === undefined ? [active] : [...new Set(active.map((c) => c.section))].map((s) => active.filter((c) => c.section === s));
   const t0 = Date.now();
-  const out = await host.run(probe.script);
-  const raw = parseProbeOutput(out, probe.nonce);
-  return { facts: new Facts(raw, live), ms: Date.now() - t0, roundTrips: 1 };
+  const raw = new Map<string, RawFact>();
+  for (const batch of batches) {
+    const probe = probeScript(batch.flatMap((c) => c.needs), { root: host.root, live });
+    for (const [k, v] of parseProbeOutput(await host.run(probe.script), probe.nonce)) {
+      // `pkgs` and `units` list only what their batch asked for: keep every batch's lines.
+      const prev = raw.get(k);
+      raw.set(k, prev && AGGREGATE.has(k) ? { out: `${prev.out}\n${v.out}`, rc: Math.max(prev.rc, v.rc) } : v);
+    }
+  }
+  return { facts: new Facts(raw, live), ms: Date.now() - t0, roundTrips: batches.length };
 }
 
 export async function runChecks(host: Host, entries: CatalogEntry[], opts: RunOptions): Promise<RunOutcome> {

@@ -52,8 +52,6 @@ export interface Control {
   manual?: string;
   /** How the fixture tests apply and break this control. */
   fixture?: FixtureSide;
-  /** Some checks can only be judged on a running system. */
-  liveOnly?: boolean;
 }
 
 export interface ControlResult {

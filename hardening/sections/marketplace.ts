@@ -1,7 +1,7 @@
 // AWS Marketplace AMI policy as checks (tag `marketplace`), judged on every image. Offline scans
 // judge the image as shipped; on a running instance the login user's key and host keys are expected.
 import { all, fail, pass, sshd, type Draft } from '../builders.ts';
-import { colonEntries, keyValues, sshdEffective, SSHD_NEEDS } from '../parse.ts';
+import { colonEntries, sshdEffective, SSHD_NEEDS } from '../parse.ts';
 
 const mp = (d: Omit<Draft, 'tags'> & { tags?: string[] }): Draft => ({ ...d, section: 'MP', tags: ['marketplace', ...(d.tags ?? [])] });
 
@@ -51,7 +51,6 @@ export function marketplaceSection(sshUser: string, sshPort: number): Draft[] {
       title: 'No shell history in the image',
       needs: ['cmd:histories'],
       apply: '',
-      liveOnly: false,
       check: (f) => {
         const h = (f.cmd('histories')?.out ?? '').split('\n').filter(Boolean);
         if (f.live) return pass(`history files on the running instance: ${h.length} (not judged live)`);
@@ -136,4 +135,3 @@ export function marketplaceSection(sshUser: string, sshPort: number): Draft[] {
     }),
   ];
 }
-void keyValues;

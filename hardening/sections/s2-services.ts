@@ -1,5 +1,5 @@
 // CIS Debian 13 v1.0.0, section 2: Services.
-import { all, fail, installed, manual, notInUse, pass, permCheck, perms, q, type Draft } from '../builders.ts';
+import { all, installed, manual, notInUse, pass, permCheck, perms, q, type Draft } from '../builders.ts';
 import { keyValues } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
@@ -221,4 +221,3 @@ export const section2: Draft[] = [
     };
   }),
 ];
-void fail;

@@ -132,7 +132,6 @@ function pamUnixArg(id: string, title: string, test: (lines: ReturnType<typeof p
 const editPam = (file: string, from: RegExp, to: string) => (fx: FixtureWriter) => fx.file(`/etc/pam.d/${file}`, (fx.read(`/etc/pam.d/${file}`) ?? '').replace(from, to));
 
 // ---- accounts ----
-const ACCT_NEEDS = ['read:/etc/passwd', 'read:/etc/shadow', 'read:/etc/group', 'read:/etc/login.defs'];
 const today = () => Math.floor(Date.now() / 86400000);
 const hasHash = (pw: string | undefined) => !!pw && /^\$/.test(pw);
 function shadowUsers(f: Facts) {
@@ -165,8 +164,7 @@ function umaskWeak(text: string): string[] {
   return [...text.matchAll(/^\s*umask\s+(\d{3,4})/gm)].map((m) => m[1]!).filter((u) => (parseInt(u, 8) & 0o027) !== 0o027);
 }
 
-export function accessSection(sshUser: string): Draft[] {
-  void sshUser;
+export function accessSection(): Draft[] {
   return [
     perms('5.1.1', 'Ensure access to /etc/ssh/sshd_config is configured', [
       { path: '/etc/ssh/sshd_config', max: 0o600, required: true },
@@ -480,4 +478,3 @@ export function accessSection(sshUser: string): Draft[] {
   ];
 }
 
-export const ACCT_FIXTURE_NEEDS = ACCT_NEEDS;

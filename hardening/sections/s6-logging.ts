@@ -1,5 +1,5 @@
 // CIS Debian 13 v1.0.0, section 6: Logging and Auditing (journald + rsyslog, AIDE). auditd is Level 2.
-import { all, fail, fxIni, installed, manual, pass, q, type Draft } from '../builders.ts';
+import { all, fail, fxIni, installed, manual, pass, type Draft } from '../builders.ts';
 import { systemdConf } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
@@ -177,4 +177,3 @@ export const section6: Draft[] = [
     fixture: { good: (fx) => fx.unit('dailyaidecheck.timer', 'enabled'), bad: (fx) => fx.unit('dailyaidecheck.timer', 'disabled') },
   },
 ];
-void q;

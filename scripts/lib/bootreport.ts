@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScenarioResult } from './boottest.ts';
+import { xml } from '../../hardening/report.ts';
 
 export interface BootTestReport {
   schema: 1;
@@ -11,8 +12,6 @@ export interface BootTestReport {
   passed: boolean;
   scenarios: Omit<ScenarioResult, 'compliance'>[];
 }
-
-const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
 
 export function bootReport(buildId: string, target: 'local' | 'aws', results: ScenarioResult[], requested: string[]): BootTestReport {
   const scenarios = results.map(({ compliance: _c, ...rest }) => rest);

@@ -32,6 +32,8 @@ export interface ScenarioResult {
 export class Recorder {
   readonly steps: StepRecord[] = [];
   readonly figures: Record<string, number | string> = {};
+  /** The compliance report a scenario produced, attached to its result. */
+  report?: Report;
   constructor(
     readonly scenario: string,
     private readonly log: (line: string) => void,
@@ -459,7 +461,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           return buildReport(out.results, { phase: 'booted instance', target: 'local VM over SSH', mode: 'live', probeMs: out.probeMs, totalMs: out.totalMs, roundTrips: out.roundTrips });
         }, (rep) => `${rep.summary.automated_l1_passing}/${rep.summary.automated_l1} passing, ${rep.timing.total_ms} ms`);
         rec.figures.compliance_ms = report.timing.total_ms;
-        (rec as Recorder & { report?: Report }).report = report;
+        rec.report = report;
         await rec.step('no check fails on the running instance', async () => {
           const bad = report.results.filter((x) => x.result === 'FAIL' || x.result === 'ERROR');
           check(bad.length === 0, `${bad.length} failing: ${bad.map((x) => `${x.id} (${x.evidence})`).join('; ')}`);
@@ -474,9 +476,9 @@ export async function runScenario(name: string, fn: ScenarioFn, ctx: LocalBootCo
   const t0 = Date.now();
   try {
     await fn(ctx, rec, testToken());
-    return { name, passed: true, ms: Date.now() - t0, steps: rec.steps, figures: rec.figures, compliance: (rec as Recorder & { report?: Report }).report };
+    return { name, passed: true, ms: Date.now() - t0, steps: rec.steps, figures: rec.figures, compliance: rec.report };
   } catch (e) {
-    return { name, passed: false, ms: Date.now() - t0, steps: rec.steps, figures: rec.figures, error: (e as Error).message, compliance: (rec as Recorder & { report?: Report }).report };
+    return { name, passed: false, ms: Date.now() - t0, steps: rec.steps, figures: rec.figures, error: (e as Error).message, compliance: rec.report };
   }
 }
 

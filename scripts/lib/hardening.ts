@@ -41,8 +41,7 @@ export function writeReport(dir: string, base: string, report: Report, baseline?
 }
 
 /** Judges recorded probe output (from the guest) against the catalog. */
-export function judgeRecorded(cfg: Config, raw: string, nonce: string, phase: string): Report {
-  const entries = catalogFor(cfg);
+export function judgeRecorded(cfg: Config, raw: string, nonce: string, phase: string, entries = catalogFor(cfg)): Report {
   const t0 = Date.now();
   const facts = new Facts(parseProbeOutput(raw, nonce), false);
   const results = entries.map((c) => judge(c, facts));
@@ -56,8 +55,9 @@ export function buildReports(cfg: Config, buildDir: string, stageDir: string): {
   const read = (f: string) => (existsSync(join(buildDir, f)) ? readFileSync(join(buildDir, f), 'utf8') : null);
   const rawBase = read('compliance-baseline.raw');
   const rawHard = read('compliance-hardened.raw');
-  const baseline = rawBase === null ? null : judgeRecorded(cfg, rawBase, nonce, 'baseline (before hardening)');
-  const hardened = rawHard === null ? null : judgeRecorded(cfg, rawHard, nonce, cfg.hardening.enabled ? 'hardened image' : 'image (hardening disabled)');
+  const entries = catalogFor(cfg);
+  const baseline = rawBase === null ? null : judgeRecorded(cfg, rawBase, nonce, 'baseline (before hardening)', entries);
+  const hardened = rawHard === null ? null : judgeRecorded(cfg, rawHard, nonce, cfg.hardening.enabled ? 'hardened image' : 'image (hardening disabled)', entries);
   if (baseline) writeReport(reports, 'compliance-baseline', baseline);
   if (hardened) writeReport(reports, 'compliance', hardened, baseline ?? undefined);
   return { baseline, hardened };

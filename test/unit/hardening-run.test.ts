@@ -69,6 +69,28 @@ describe('hosts', () => {
     expect(out.results[0]!.evidence).toContain('PermitRootLogin prohibit-password');
   });
 
+  it('batches one probe per section for a host with an output cap, judging the same as one round trip', async () => {
+    const fx = baseFixture();
+    for (const c of cat) c.fixture?.good(fx);
+    const dir = fx.materialize();
+    class CappedHost extends LocalRootHost {
+      readonly maxOutputBytes = 24000;
+      runs = 0;
+      override run(script: string): Promise<string> {
+        this.runs += 1;
+        return super.run(script);
+      }
+    }
+    const capped = new CappedHost(dir);
+    const batched = await runChecks(capped, cat, { live: false });
+    const single = await runChecks(new LocalRootHost(dir), cat, { live: false });
+    const sections = new Set(cat.filter((c) => !c.manual).map((c) => c.section)).size;
+    expect(batched.roundTrips).toBe(sections);
+    expect(capped.runs).toBe(sections);
+    expect(single.roundTrips).toBe(1);
+    expect(batched.results.map((r) => [r.id, r.result])).toEqual(single.results.map((r) => [r.id, r.result]));
+  });
+
   it('runs the probe through SSM with gzip+base64 both ways and polls until the command ends', async () => {
     const ssm = mockClient(SSMClient);
     let sentScript = '';
