@@ -77,11 +77,17 @@ export interface GuestState {
   memUsedMib: number;
 }
 
+/**
+ * The agent container's state, or `absent`. `docker inspect -f` prints an empty line for a
+ * container that does not exist (and fails), so an empty answer counts as absent too.
+ */
+export const CONTAINER_PROBE = `echo "container=$(docker inspect -f '{{.State.Running}} {{.Image}}' syntropy-agent 2>/dev/null | grep . || echo absent)"`;
+
 const INSPECT = `
 echo "env=$(stat -c '%a %U %G' /etc/syntropy/agent.env 2>/dev/null || echo absent)"
 echo "state=$(test -e /var/lib/syntropy/firstboot/state.json && echo 1 || echo 0)"
 echo "journal=$(test -e /var/lib/syntropy/firstboot/apply.journal && echo 1 || echo 0)"
-echo "container=$(docker inspect -f '{{.State.Running}} {{.Image}}' syntropy-agent 2>/dev/null || echo absent)"
+${CONTAINER_PROBE}
 echo "lock=$(sed -n 's/^AGENT_IMAGE_ID=//p' /etc/syntropy/agent-image.lock)"
 echo "udp=$(ss -H -lun | awk '{ print $4 }' | sed 's/.*://' | sort -un | tr '\\n' ' ')"
 echo "agent=$(systemctl is-enabled syntropy-agent.service 2>/dev/null)"
@@ -92,9 +98,13 @@ ufw status | sed -n 's/^/ufw=/p'
 export async function inspectGuest(vm: LocalVm): Promise<GuestState> {
   const r = await vm.ssh('sudo sh -s', INSPECT);
   if (r.exitCode !== 0) throw new Error(`inspecting the guest failed: ${r.stderr.trim()}`);
+  return parseGuestState(r.stdout);
+}
+
+export function parseGuestState(stdout: string): GuestState {
   const kv = new Map<string, string>();
   const ufw: string[] = [];
-  for (const line of r.stdout.split('\n')) {
+  for (const line of stdout.split('\n')) {
     const i = line.indexOf('=');
     if (i < 0) continue;
     const k = line.slice(0, i);

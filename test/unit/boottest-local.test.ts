@@ -6,10 +6,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SsmDouble } from '../../scripts/lib/ssmdouble.ts';
 import { ImdsDouble } from '../../scripts/lib/imds.ts';
-import { assertConfigured, assertFirewallDelta, bootTestUserData, runPool, type GuestState } from '../../scripts/lib/boottest.ts';
+import { assertConfigured, assertFirewallDelta, bootTestUserData, CONTAINER_PROBE, parseGuestState, runPool, type GuestState } from '../../scripts/lib/boottest.ts';
 import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/bootreport.ts';
 import { selectScenarios, readManifest } from '../../scripts/boot-test.ts';
 import { parseUserData } from '../../firstboot/src/sources.ts';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -74,6 +78,20 @@ describe('pass/fail rules', () => {
     expect(() => assertConfigured(state({ udpPorts: [40000] }), '51820-51830')).toThrow(/no UDP port bound in 51820-51830/);
     expect(() => assertConfigured(state({ env: '644 root root' }), '51820-51830')).toThrow(/want 600 root root/);
     expect(() => assertConfigured(state({ journal: true }), '51820-51830')).toThrow(/journal LEFT BEHIND/);
+  });
+
+  it('reads a missing container as absent even though docker inspect -f prints an empty line for it', () => {
+    const probe = (dockerScript: string) => {
+      const bin = mkdtempSync(join(tmpdir(), 'fake-docker-'));
+      writeFileSync(join(bin, 'docker'), `#!/bin/sh\n${dockerScript}\n`);
+      chmodSync(join(bin, 'docker'), 0o755);
+      const out = execFileSync('sh', ['-c', CONTAINER_PROBE], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+      return parseGuestState(out).container;
+    };
+    expect(probe("echo; echo 'Error: No such object: syntropy-agent' >&2; exit 1")).toBeNull();
+    expect(probe('exit 1')).toBeNull();
+    expect(probe("echo 'false sha256:abc'")).toEqual({ running: false, image: 'sha256:abc' });
+    expect(probe("echo 'true sha256:abc'")).toEqual({ running: true, image: 'sha256:abc' });
   });
 
   it('lets the firewall gain exactly the agent range', () => {
