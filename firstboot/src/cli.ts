@@ -4,6 +4,7 @@
 //   reconfigure    the same, on an already configured instance
 //   status         [--json]
 //   update-agent   --image REF [--archive FILE]
+//   recover        (systemd, at boot, before the agent starts) undo an interrupted apply
 //   boot           (systemd, at boot) undo an interrupted apply, then apply user data if any
 //   console        (systemd, on tty1/ttyS0) the dialogue while unconfigured
 // Common: --root DIR (work on a directory; system steps are printed as a plan),
@@ -289,6 +290,16 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
   });
 }
 
+/**
+ * Undoes an apply cut off by a power loss. Runs in its own unit, ordered before the agent unit:
+ * `boot` cannot be that unit, because applying user data starts the agent unit, whose start
+ * job would wait for `boot` to finish (a deadlock until the start timeout).
+ */
+export async function recover(env: Env): Promise<number> {
+  await withLock(env.p, () => recoverInterrupted(deps(env)));
+  return 0;
+}
+
 export async function boot(env: Env): Promise<number> {
   await withLock(env.p, () => recoverInterrupted(deps(env)));
   let id: string;
@@ -506,7 +517,7 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
     });
     command = positionals[0] ?? '';
     if (values.help || !command) {
-      con.say('usage: syntropy-firstboot configure|reconfigure|status|update-agent|boot|console [options] (see the README)');
+      con.say('usage: syntropy-firstboot configure|reconfigure|status|update-agent|recover|boot|console [options] (see the README)');
       return values.help ? 0 : 2;
     }
     if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
@@ -543,12 +554,14 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
         return await status(env, values.json === true);
       case 'update-agent':
         return await updateAgent(env, values.image, values.archive);
+      case 'recover':
+        return await recover(env);
       case 'boot':
         return await boot(env);
       case 'console':
         return await consoleDialogue(env);
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (configure, reconfigure, status, update-agent, boot, console)`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (configure, reconfigure, status, update-agent, recover, boot, console)`);
     }
   } catch (e) {
     const err = e as Error;

@@ -28,14 +28,37 @@ export interface System {
 
 const execFileAsync = promisify(execFile);
 
+const RUN_TIMEOUT_MS = 120_000;
+
 async function run(cmd: string, args: string[]): Promise<string> {
   try {
-    return (await execFileAsync(cmd, args, { encoding: 'utf8', timeout: 120_000 })).stdout;
+    return (await execFileAsync(cmd, args, { encoding: 'utf8', timeout: RUN_TIMEOUT_MS })).stdout;
   } catch (e) {
-    const err = e as { stderr?: string; code?: number | string };
-    const detail = (err.stderr ?? '').trim().split('\n').slice(-2).join(' ');
-    throw new Error(`${cmd} ${args.join(' ')} failed${err.code !== undefined ? ` (exit ${err.code})` : ''}${detail ? `: ${detail}` : ''}`);
+    throw new Error(runFailure(`${cmd} ${args.join(' ')}`, e as RunError));
   }
+}
+
+interface RunError {
+  stderr?: string;
+  code?: number | string | null;
+  killed?: boolean;
+  signal?: string | null;
+}
+
+/** Names how a command failed: its exit code, or the timeout or signal that stopped it. */
+export function runFailure(what: string, err: RunError, timeoutMs = RUN_TIMEOUT_MS): string {
+  const detail = (err.stderr ?? '').trim().split('\n').slice(-2).join(' ');
+  const how =
+    err.killed && err.signal
+      ? ` (no answer within ${timeoutMs / 1000} s, stopped with ${err.signal})`
+      : typeof err.code === 'number'
+        ? ` (exit ${err.code})`
+        : typeof err.code === 'string'
+          ? ` (${err.code})`
+          : err.signal
+            ? ` (killed by ${err.signal})`
+            : '';
+  return `${what} failed${how}${detail ? `: ${detail}` : ''}`;
 }
 
 const ufwRule = (r: PortRange) => ['proto', 'udp', 'from', 'any', 'to', 'any', 'port', `${r.start}:${r.end}`];

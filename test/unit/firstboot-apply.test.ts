@@ -8,6 +8,8 @@ import { applyConfiguration, envFileContent, recoverInterrupted, type ApplyDeps 
 import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
 import { paths, readState, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
+import { execFile } from 'node:child_process';
+import { runFailure } from '../../firstboot/src/system.ts';
 
 const TOKEN = 'apply-test-token-0123456789abcdef';
 const IMAGE_ID = FAKE_IMAGE_ID;
@@ -139,5 +141,16 @@ describe('apply', () => {
     expect(await recoverInterrupted(deps)).toBe(true);
     expect(sys.calls).toContain('stop');
     expect(existsSync(p.envFile)).toBe(false);
+  });
+});
+
+describe('system command failures', () => {
+  const fail = (cmd: string, args: string[], timeout: number) =>
+    new Promise<Parameters<typeof runFailure>[1]>((resolve) => execFile(cmd, args, { timeout }, (e, _out, stderr) => resolve({ ...(e as object), stderr })));
+
+  it('name the exit code, a timeout, or a missing program', async () => {
+    expect(runFailure('sh -c x', await fail('sh', ['-c', 'echo first >&2; echo oops >&2; exit 3'], 10_000))).toBe('sh -c x failed (exit 3): first oops');
+    expect(runFailure('sleep 5', await fail('sleep', ['5'], 200), 200)).toBe('sleep 5 failed (no answer within 0.2 s, stopped with SIGTERM)');
+    expect(runFailure('nope', await fail('/nonexistent/nope', [], 10_000))).toBe('nope failed (ENOENT)');
   });
 });

@@ -1,0 +1,98 @@
+// The first-boot systemd units as a set: ordering that cannot deadlock, the recover unit that
+// undoes an interrupted apply before the agent starts, and the `recover` command it runs.
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { main } from '../../firstboot/src/cli.ts';
+import { paths, writeJournal } from '../../firstboot/src/state.ts';
+import { REPO } from '../../scripts/lib/paths.ts';
+
+const DIR = join(REPO, 'firstboot/units');
+type Unit = Map<string, string[]>;
+
+function parseUnit(text: string): Unit {
+  const u: Unit = new Map();
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const sec = /^\[(\w+)\]$/.exec(line);
+    if (sec) {
+      section = sec[1]!;
+      continue;
+    }
+    const i = line.indexOf('=');
+    const key = `${section}.${line.slice(0, i)}`;
+    u.set(key, [...(u.get(key) ?? []), ...line.slice(i + 1).split(/\s+/).filter(Boolean)]);
+  }
+  return u;
+}
+
+const units = new Map(readdirSync(DIR).filter((f) => f.endsWith('.service')).map((f) => [f, parseUnit(readFileSync(join(DIR, f), 'utf8'))]));
+const template = (name: string) => name.replace(/@[^.]+\.service$/, '@.service');
+const agent = 'syntropy-agent.service';
+
+/** Units ordered (transitively) before `target`, from After= and Before= of every unit. */
+function orderedBefore(target: string): Set<string> {
+  const edges: [string, string][] = [];
+  for (const [name, u] of units) {
+    for (const a of u.get('Unit.After') ?? []) edges.push([template(a), name]);
+    for (const b of u.get('Unit.Before') ?? []) edges.push([name, template(b)]);
+  }
+  const seen = new Set<string>();
+  const todo = [target];
+  while (todo.length) {
+    const t = todo.pop()!;
+    for (const [a, b] of edges) if (b === t && !seen.has(a)) (seen.add(a), todo.push(a));
+  }
+  return seen;
+}
+
+async function run(args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const input = new PassThrough();
+  input.end('');
+  const sink = { write: (s: string) => void (out += s) };
+  const code = await main(args, { stdout: sink, stderr: sink, stdin: input });
+  return { code, out };
+}
+
+describe('first-boot units', () => {
+  it('never order the agent after a unit that starts it (its start job would wait for that unit)', () => {
+    const starters = [...units].filter(([, u]) => /syntropy-firstboot (boot|console|configure)\b/.test((u.get('Service.ExecStart') ?? []).join(' '))).map(([n]) => n);
+    expect(starters.sort()).toEqual(['syntropy-firstboot-console@.service', 'syntropy-firstboot.service']);
+    const before = orderedBefore(agent);
+    expect(before).toContain('syntropy-firstboot-recover.service');
+    expect(before).toContain('docker.service');
+    for (const s of starters) expect(before, `${agent} is ordered after ${s}`).not.toContain(s);
+  });
+
+  it('undo an interrupted apply before the agent and first boot start, only when a journal exists', () => {
+    const r = units.get('syntropy-firstboot-recover.service')!;
+    expect(r.get('Service.ExecStart')).toEqual(['/usr/sbin/syntropy-firstboot', 'recover']);
+    expect(r.get('Unit.Before')).toEqual(expect.arrayContaining([agent, 'syntropy-firstboot.service']));
+    expect(r.get('Unit.ConditionPathExists')).toEqual([paths('/').journalFile]);
+    const enabled = readFileSync(join(DIR, 'enable.list'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(enabled).toContain('syntropy-firstboot-recover.service');
+    for (const e of enabled) expect(units.has(template(e)), `${e} has no unit file`).toBe(true);
+    expect(enabled).not.toContain(agent);
+  });
+
+  it('recover rolls back a journaled apply and is a no-op without one', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'fb-recover-'));
+    const p = paths(root);
+    expect((await run(['recover', '--root', root])).code).toBe(0);
+    mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
+    writeFileSync(p.envFile, 'SYNTROPY_AGENT_TOKEN=half-applied\n', { mode: 0o600 });
+    writeJournal(p, { instanceId: 'i-0123456789abcdef0', range: '51820-51830', previous: null, steps: ['write-env', 'firewall', 'start-agent'] });
+    const r = await run(['recover', '--root', root]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/interrupted/);
+    expect(r.out).toContain('plan: ufw delete allow proto udp from any to any port 51820:51830');
+    expect(r.out).toContain('plan: systemctl disable --now syntropy-agent.service && docker rm -f syntropy-agent');
+    expect(existsSync(p.envFile)).toBe(false);
+    expect(existsSync(p.journalFile)).toBe(false);
+  });
+});
