@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { $ } from 'zx';
 import { ImdsDouble, imdsNetdev, type ImdsOptions } from './imds.ts';
@@ -47,6 +47,28 @@ export interface VmOptions {
   ssmPort?: number;
 }
 
+/** Guests powered on by this process: a signal or exit never leaves one running. */
+const running = new Set<LocalVm>();
+let reaperInstalled = false;
+
+function installReaper(): void {
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.once('exit', () => {
+    for (const vm of running) vm.kill();
+  });
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal}: powering off ${running.size} guest(s)\n`);
+      for (const vm of running) {
+        vm.kill();
+        vm.cleanup();
+      }
+      process.exit(code);
+    });
+  }
+}
+
 /** Where guests reach the SSM double (inside the private 169.254.169.0/24 of QEMU user networking). */
 export const SSM_DOUBLE_ADDR = '169.254.169.250';
 
@@ -79,10 +101,11 @@ export class LocalVm {
       this.sshPort = await freePort();
     }
     if (!this.disk) {
-      this.disk = this.opts.image;
+      // Absolute: qemu-img resolves a relative backing file against the overlay's directory.
+      this.disk = resolve(this.opts.image);
       if (this.opts.overlay !== false) {
         this.disk = join(this.dir, 'overlay.qcow2');
-        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${this.opts.image} ${this.disk}`;
+        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${resolve(this.opts.image)} ${this.disk}`;
       }
     }
     const disk = this.disk;
@@ -106,7 +129,9 @@ export class LocalVm {
     // The serial log keeps every boot of this guest (file: would truncate it on each power-on).
     args.splice(args.indexOf(`file:${this.serialLog}`) - 1, 2, '-chardev', `file,id=ser0,path=${this.serialLog},append=on`, '-serial', 'chardev:ser0');
     this.poweredOnAt = Date.now();
+    installReaper();
     this.proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    running.add(this);
     let stderr = '';
     this.proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     this.exited = new Promise((resolve) => this.proc!.on('exit', (code) => resolve(code)));
@@ -147,6 +172,12 @@ export class LocalVm {
     throw new Error(`SSH not up after ${timeoutMs / 1000}s; serial log tail:\n${this.serial().slice(-2000)}`);
   }
 
+  /** Kills QEMU at once, synchronously (for signal and exit handlers). */
+  kill(): void {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    running.delete(this);
+  }
+
   /** Cuts power at once (no shutdown in the guest), like pulling the plug. */
   async powerOff(): Promise<void> {
     if (this.proc && this.proc.exitCode === null) {
@@ -161,6 +192,7 @@ export class LocalVm {
       await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000))]);
       if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
     }
+    running.delete(this);
     await this.imds.stop();
   }
 
