@@ -311,7 +311,9 @@ SH
   cat > /etc/systemd/system/syntropy-keyonly-accounts.service <<'UNIT'
 [Unit]
 Description=Exempt key-only login users from password ageing (CIS 5.4.1 without lockouts)
-After=cloud-init.service
+# cloud-init creates the login user in its network stage (cloud-init-network.service since
+# cloud-init 24.3, cloud-init.service before); ordering after a unit that does not exist is a no-op.
+After=cloud-init.service cloud-init-network.service
 Before=ssh.service systemd-user-sessions.service
 
 [Service]

@@ -365,6 +365,12 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         const leaks = await tokenLeaks(vm, token);
         check(leaks.length === 0, `token found in: ${leaks.join('; ')}`);
       });
+      await rec.step('the key-only login user is exempt from password ageing (no lockout after 365 + 45 days)', async () => {
+        const r = await vm.ssh(`sudo chage -l ${ctx.sshUser}`);
+        check(r.exitCode === 0, `chage -l failed: ${r.stderr.trim()}`);
+        const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(r.stdout)?.[1]?.trim();
+        check(field('Password expires') === 'never' && field('Password inactive') === 'never', `chage -l ${ctx.sshUser}: ${r.stdout.replace(/\s+/g, ' ')}`);
+      });
     });
   },
 

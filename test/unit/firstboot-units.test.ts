@@ -69,6 +69,15 @@ describe('first-boot units', () => {
     for (const s of starters) expect(before, `${agent} is ordered after ${s}`).not.toContain(s);
   });
 
+  it('put the console dialogue after first boot but not after Docker or cloud-init\'s config stage', () => {
+    const before = orderedBefore('syntropy-firstboot-console@.service');
+    expect(before).toContain('syntropy-firstboot.service');
+    expect(before).toContain('cloud-init-network.service');
+    expect(before).not.toContain('docker.service');
+    expect(before).not.toContain('cloud-config.service');
+    expect(units.get('syntropy-firstboot.service')!.get('Unit.Wants')).toContain('docker.service');
+  });
+
   it('undo an interrupted apply before the agent and first boot start, only when a journal exists', () => {
     const r = units.get('syntropy-firstboot-recover.service')!;
     expect(r.get('Service.ExecStart')).toEqual(['/usr/sbin/syntropy-firstboot', 'recover']);
