@@ -70,20 +70,32 @@ async function main(): Promise<void> {
   const accel = (await chooseAccelerator(cfg.local.accelerator, base.vmlinuz, base.kernel)).accel;
   result.accelerator = accel;
 
-  // The irreducible part: boot Debian's base disk and install what the image needs on top.
+  // The unhardened base disk's boot, at the same size the hardened image is measured at below.
+  info('bench: base disk boot to the login prompt at 1 vCPU / 512 MiB');
+  const small = new LocalVm({ image: base.qcow2, accel, cpus: 1, memoryMib: 512, restrict: true });
+  let baseLoginMs = 0;
+  try {
+    await small.start();
+    baseLoginMs = await waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(small.serial()) ? Date.now() - small.poweredOnAt : null), 200);
+  } finally {
+    await small.stop();
+    small.cleanup();
+  }
+
+  // The irreducible part: boot Debian's base disk at the bake's size and install what the image
+  // needs on top.
   info('bench: base disk boot + apt-get install docker.io nodejs');
   const bvm = new LocalVm({ image: base.qcow2, accel, cpus: cfg.local.cpus, memoryMib: cfg.local.memory_mib });
-  let baseLoginMs = 0;
   let irreducibleMs = 0;
   try {
     await bvm.start();
-    baseLoginMs = await waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(bvm.serial()) ? Date.now() - bvm.poweredOnAt : null), 200);
+    const loginMs = await waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(bvm.serial()) ? Date.now() - bvm.poweredOnAt : null), 200);
     await bvm.waitForSsh(600_000);
     const t0 = Date.now();
     const r = await bvm.ssh('sudo env DEBIAN_FRONTEND=noninteractive sh -c "apt-get -o Acquire::Check-Valid-Until=false update -q >/dev/null && apt-get install -y -q --no-install-recommends docker.io nodejs >/dev/null"');
     if (r.exitCode !== 0) throw new Error(`apt-get install in the base disk failed: ${r.stderr.slice(-500)}`);
     irreducibleMs = Date.now() - bvm.poweredOnAt;
-    result.irreducible = { power_on_to_login_prompt_s: round(baseLoginMs), apt_install_docker_nodejs_s: round(Date.now() - t0), total_s: round(irreducibleMs) };
+    result.irreducible = { power_on_to_login_prompt_s: round(loginMs), apt_install_docker_nodejs_s: round(Date.now() - t0), total_s: round(irreducibleMs) };
   } finally {
     await bvm.stop();
     bvm.cleanup();
@@ -123,6 +135,7 @@ async function main(): Promise<void> {
     await vm.stop();
     vm.cleanup();
   }
+  fb.base_power_on_to_login_prompt_s = round(baseLoginMs);
   result.first_boot = fb;
   result.image = { rootfs_used_mib: Math.round(manifest.rootfs.used_bytes / 2 ** 20), qcow2_mib: Math.round(statSync(manifest.outputs.qcow2).size / 2 ** 20) };
   // A root-directory run of the checks, for comparison with the VM run: the catalog's fixture.
