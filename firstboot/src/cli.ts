@@ -330,7 +330,7 @@ export async function boot(env: Env): Promise<number> {
         const image = readImageSettings(env.p);
         const settings = settingsFrom(ud.settings, image, portRules(env, image, null), env.sys.hostname(), USER_DATA_LABELS);
         const token = ud.settings.tokenSsmParameter ? await tokenFromSsm(env, ud.settings.tokenSsmParameter) : ud.settings.token!;
-        await withLock(env.p, () => applyAndReport(env, id, token, settings, ud.settings.tokenSsmParameter ? 'ssm' : 'user-data'));
+        await withLock(env.p, () => applyAndReport(env, id, token, settings, 'user-data'));
         return 0;
       }
     } catch (e) {

@@ -66,6 +66,10 @@ export interface State {
   status: 'configured';
   instanceId: string;
   configuredAt: string;
+  /**
+   * Where the configuration came from: EC2 user data (token inline or from Parameter Store),
+   * `configure --token-ssm-parameter` (the SSM document), the dialogue, or other flags.
+   */
   source: 'user-data' | 'ssm' | 'dialogue' | 'flags';
   settings: AgentSettings;
   boundPort: number | null;

@@ -427,11 +427,14 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
       const before = await inspectGuest(vm);
       const steps = await rec.step('power cut in the middle of apply', async () => {
         void vm.ssh(`sudo syntropy-firstboot configure --non-interactive --token-stdin --port-range ${RANGE}`, `${token}\n`);
-        const journal = await waitFor('the apply journal', 180_000, async () => {
-          const r = await vm.ssh('sudo cat /var/lib/syntropy/firstboot/apply.journal 2>/dev/null');
-          return r.exitCode === 0 && r.stdout.trim() ? r.stdout : null;
-        }, 150);
+        // Cut once the agent's start is journaled (env file written, firewall opened, container being
+        // created): the guest watches its own journal, so the cut follows within one SSH return.
+        const watch = await vm.ssh(
+          `sudo timeout 180 sh -c 'j=/var/lib/syntropy/firstboot/apply.journal; until grep -qs start-agent "$j"; do sleep 0.05; done; cat "$j"'`,
+        );
         await vm.powerOff();
+        check(watch.exitCode === 0, `the apply never journaled start-agent: ${watch.stderr.trim()}`);
+        const journal = watch.stdout;
         try {
           return (JSON.parse(journal) as { steps: unknown[] }).steps.length;
         } catch {

@@ -139,7 +139,8 @@ describe('boot: user data through IMDSv2, SSM SecureString, or the dialogue', ()
     ssm.on(GetParameterCommand).resolves({ Parameter: { Type: 'SecureString', Value: TOKEN } });
     const r = await run(['boot', '--root', root, '--imds-endpoint', endpoint]);
     expect(r.code).toBe(0);
-    expect(r.out).toContain('configured (ssm)');
+    // The source is where the configuration came from (user data), wherever the token was kept.
+    expect(r.out).toContain('configured (user-data)');
     expect(ssm.commandCalls(GetParameterCommand)[0]!.args[0].input).toEqual({ Name: '/syntropy/agent-token', WithDecryption: true });
     expect(readFileSync(join(root, 'etc/syntropy/agent.env'), 'utf8')).toContain(`SYNTROPY_AGENT_TOKEN=${TOKEN}\nSYNTROPY_PORT_RANGE=51820-51919\nSYNTROPY_AGENT_NAME=relay-ssm\n`);
   });
