@@ -93,15 +93,23 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
     await deps.sys.agentRunning();
     return null;
   }
+  // Reading the socket table costs nothing; asking Docker starts a CLI process, which on a small
+  // instance competes with the container it waits for. So Docker is asked when a port in the
+  // range appears, and otherwise at most every DOCKER_ASK_MS.
   const deadline = Date.now() + (deps.confirmTimeoutMs ?? 30_000);
+  const boundInRange = () => [...deps.sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
   let running = false;
+  let askedAt = -Infinity;
+  let askedWithPort = false;
   while (Date.now() < deadline) {
-    running = await deps.sys.agentRunning();
-    if (running) {
-      const port = [...deps.sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
-      if (port !== undefined) return port;
+    const port = boundInRange();
+    if ((port !== undefined && !askedWithPort) || Date.now() - askedAt >= DOCKER_ASK_MS) {
+      running = await deps.sys.agentRunning();
+      askedAt = Date.now();
+      askedWithPort = port !== undefined;
+      if (running && port !== undefined) return port;
     }
-    await new Promise((r) => setTimeout(r, deps.pollMs ?? 250));
+    await new Promise((r) => setTimeout(r, deps.pollMs ?? 100));
   }
   throw new ApplyError(
     running
@@ -109,6 +117,8 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
       : 'the agent container did not start (see: journalctl -u syntropy-agent, docker logs syntropy-agent)',
   );
 }
+
+const DOCKER_ASK_MS = 1000;
 
 /** Undoes the journaled steps in reverse; the previous configuration, if any, comes back. */
 export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {

@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { applyConfiguration, envFileContent, recoverInterrupted, type ApplyDeps } from '../../firstboot/src/apply.ts';
+import { applyConfiguration, confirmRunning, envFileContent, recoverInterrupted, type ApplyDeps } from '../../firstboot/src/apply.ts';
 import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
 import { paths, readState, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
@@ -152,5 +152,37 @@ describe('system command failures', () => {
     expect(runFailure('sh -c x', await fail('sh', ['-c', 'echo first >&2; echo oops >&2; exit 3'], 10_000))).toBe('sh -c x failed (exit 3): first oops');
     expect(runFailure('sleep 5', await fail('sleep', ['5'], 200), 200)).toBe('sleep 5 failed (no answer within 0.2 s, stopped with SIGTERM)');
     expect(runFailure('nope', await fail('/nonexistent/nope', [], 10_000))).toBe('nope failed (ENOENT)');
+  });
+});
+
+describe('confirming the agent runs', () => {
+  /** A container that binds its port after `bindAfterMs`; counts the Docker questions asked. */
+  class SlowAgent extends FakeSystem {
+    asked = 0;
+    constructor(bindAfterMs: number, port: number | null) {
+      super();
+      this.running = true;
+      if (port !== null) setTimeout(() => this.bound.add(port), bindAfterMs);
+    }
+    override async agentRunning(): Promise<boolean> {
+      this.asked += 1;
+      return this.running;
+    }
+  }
+  const con = new Console({ write: () => {} }, { write: () => {} });
+  const deps = (sys: FakeSystem, confirmTimeoutMs = 5000): ApplyDeps => ({ p: paths(mkdtempSync(join(tmpdir(), 'fb-confirm-'))), sys, con, confirmTimeoutMs, pollMs: 10 });
+
+  it('watches the socket table and asks Docker only when a port in the range appears (and once a second otherwise)', async () => {
+    const sys = new SlowAgent(1500, 51825);
+    expect(await confirmRunning({ start: 51820, end: 51830 }, deps(sys))).toBe(51825);
+    // Polling every 10 ms for 1.5 s: one question at the start, one a second later, one for the port.
+    expect(sys.asked).toBeLessThanOrEqual(3);
+    expect(sys.asked).toBeGreaterThanOrEqual(2);
+  });
+
+  it('ignores ports outside the range and names a running agent without its port', async () => {
+    const sys = new SlowAgent(10, 40000);
+    await expect(confirmRunning({ start: 51820, end: 51830 }, deps(sys, 600))).rejects.toThrow(/runs but bound no UDP port in 51820-51830/);
+    expect(sys.asked).toBeLessThanOrEqual(2);
   });
 });

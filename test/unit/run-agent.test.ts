@@ -28,7 +28,8 @@ printf '%s\\0' "$@" > "${dir}/argv.$1"
 case "$1 $2" in
   "image inspect")
     ${loaded ? '' : 'exit 1'}
-    if [[ "$*" == *'{{.Id}}'* ]]; then echo "${ID}"; else printf '/usr/local/bin/syntropy-agent-test-double\\n\\n'; fi ;;
+    [[ "$*" == *'{{.Id}}{{println}}{{range .Config.Entrypoint}}'*'{{range .Config.Cmd}}'* ]] || exit 64
+    printf '%s\\n\\n/usr/local/bin/syntropy-agent-test-double\\n\\n' "${ID}" ;;
   "rm --force") exit 0 ;;
   run\\ *)
     # Run the loader the container would run, against the env file, with env(1) as the agent.
