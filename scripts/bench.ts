@@ -65,6 +65,8 @@ async function main(): Promise<void> {
     manifestPath = warm.manifest;
   }
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { outputs: { qcow2: string; qcow2_bytes: number }; rootfs: { used_bytes: number }; durations_s: Record<string, number> };
+  // With --manifest no bake runs here: the bake figures are that build's own, labelled as such.
+  if (!result.bake_warm) result.bake_from_manifest = { total_s: manifest.durations_s.total, phases: manifest.durations_s, manifest: manifestPath };
 
   const base = await ensureBaseDisk(cfg);
   const accel = (await chooseAccelerator(cfg.local.accelerator, base.vmlinuz, base.kernel)).accel;
