@@ -38,6 +38,9 @@ async function bake(env: Record<string, string>): Promise<BuildFigures> {
 
 const round = (ms: number) => Math.round(ms) / 1000;
 
+/** Power-on → the login prompt on the serial console, in ms. */
+const loginPromptMs = (vm: LocalVm) => waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200);
+
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2), { extraBooleans: ['skip-cold'], extraStrings: ['manifest'] });
   if (cli.help) {
@@ -78,7 +81,7 @@ async function main(): Promise<void> {
   let baseLoginMs = 0;
   try {
     await small.start();
-    baseLoginMs = await waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(small.serial()) ? Date.now() - small.poweredOnAt : null), 200);
+    baseLoginMs = await loginPromptMs(small);
   } finally {
     await small.stop();
     small.cleanup();
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
   let irreducibleMs = 0;
   try {
     await bvm.start();
-    const loginMs = await waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(bvm.serial()) ? Date.now() - bvm.poweredOnAt : null), 200);
+    const loginMs = await loginPromptMs(bvm);
     await bvm.waitForSsh(600_000);
     const t0 = Date.now();
     const r = await bvm.ssh('sudo env DEBIAN_FRONTEND=noninteractive sh -c "apt-get -o Acquire::Check-Valid-Until=false update -q >/dev/null && apt-get install -y -q --no-install-recommends docker.io nodejs >/dev/null"');

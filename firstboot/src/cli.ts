@@ -301,7 +301,8 @@ export async function recover(env: Env): Promise<number> {
 }
 
 export async function boot(env: Env): Promise<number> {
-  await withLock(env.p, () => recoverInterrupted(deps(env)));
+  // The recover unit ran first; this covers a boot where it could not (e.g. it failed).
+  await recover(env);
   let id: string;
   try {
     id = await instanceId(env);

@@ -48,17 +48,15 @@ interface RunError {
 /** Names how a command failed: its exit code, or the timeout or signal that stopped it. */
 export function runFailure(what: string, err: RunError, timeoutMs = RUN_TIMEOUT_MS): string {
   const detail = (err.stderr ?? '').trim().split('\n').slice(-2).join(' ');
-  const how =
-    err.killed && err.signal
-      ? ` (no answer within ${timeoutMs / 1000} s, stopped with ${err.signal})`
-      : typeof err.code === 'number'
-        ? ` (exit ${err.code})`
-        : typeof err.code === 'string'
-          ? ` (${err.code})`
-          : err.signal
-            ? ` (killed by ${err.signal})`
-            : '';
-  return `${what} failed${how}${detail ? `: ${detail}` : ''}`;
+  return `${what} failed${failureCause(err, timeoutMs)}${detail ? `: ${detail}` : ''}`;
+}
+
+function failureCause(err: RunError, timeoutMs: number): string {
+  if (err.killed && err.signal) return ` (no answer within ${timeoutMs / 1000} s, stopped with ${err.signal})`;
+  if (typeof err.code === 'number') return ` (exit ${err.code})`;
+  if (typeof err.code === 'string') return ` (${err.code})`;
+  if (err.signal) return ` (killed by ${err.signal})`;
+  return '';
 }
 
 const ufwRule = (r: PortRange) => ['proto', 'udp', 'from', 'any', 'to', 'any', 'port', `${r.start}:${r.end}`];

@@ -102,10 +102,11 @@ export class LocalVm {
     }
     if (!this.disk) {
       // Absolute: qemu-img resolves a relative backing file against the overlay's directory.
-      this.disk = resolve(this.opts.image);
+      const image = resolve(this.opts.image);
+      this.disk = image;
       if (this.opts.overlay !== false) {
         this.disk = join(this.dir, 'overlay.qcow2');
-        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${resolve(this.opts.image)} ${this.disk}`;
+        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${image} ${this.disk}`;
       }
     }
     const disk = this.disk;
