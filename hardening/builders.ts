@@ -7,6 +7,15 @@ import { MODPROBE_NEEDS, SSHD_NEEDS, SYSCTL_NEEDS, keyValues, moduleState, sshdE
 
 export type Draft = Omit<Control, 'level' | 'automated' | 'section'> & Partial<Pick<Control, 'section'>>;
 
+/** What a section's controls may depend on (config values the catalog is built with). */
+export interface SectionOptions {
+  sshPort: number;
+  sshUser: string;
+}
+
+/** Every section file exports one of these: the section's control records for the options. */
+export type Section = (opts: SectionOptions) => Draft[];
+
 export const pass = (evidence: string): Verdict => ({ pass: true, evidence });
 export const fail = (evidence: string): Verdict => ({ pass: false, evidence });
 export const all = (...vs: Verdict[]): Verdict => ({ pass: vs.every((v) => v.pass), evidence: vs.map((v) => v.evidence).join('; ') });

@@ -8,11 +8,12 @@ import type { Draft } from './builders.ts';
 import { section1 } from './sections/s1-initial-setup.ts';
 import { section2 } from './sections/s2-services.ts';
 import { section3 } from './sections/s3-network.ts';
-import { firewallSection } from './sections/s4-firewall.ts';
-import { accessSection } from './sections/s5-access.ts';
+import { section4 } from './sections/s4-firewall.ts';
+import { section5 } from './sections/s5-access.ts';
 import { section6 } from './sections/s6-logging.ts';
 import { section7 } from './sections/s7-maintenance.ts';
-import { marketplaceSection } from './sections/marketplace.ts';
+import { marketplace } from './sections/marketplace.ts';
+import { EXCEPTION_NAMES } from './exceptions.ts';
 
 export const BENCHMARK_TSV = join(import.meta.dirname, 'cis-debian13-v1.0.0.tsv');
 
@@ -40,7 +41,8 @@ export interface HardeningSettings {
   exceptions: string[];
 }
 
-export const DEFAULT_EXCEPTIONS = ['router', 'docker-overlay', 'timesync-chrony', 'rsyslog-logging', 'remote-log-host'];
+/** Every named exception is in force unless the config says otherwise (hardening/exceptions.ts). */
+export const DEFAULT_EXCEPTIONS: string[] = [...EXCEPTION_NAMES];
 
 export interface CatalogOptions {
   sshPort: number;
@@ -58,7 +60,7 @@ export interface CatalogEntry extends Control {
 export function catalog(opts: CatalogOptions, settings?: HardeningSettings): CatalogEntry[] {
   const s: HardeningSettings = settings ?? { levels: ['l1_server'], sections: {}, controls: {}, exceptions: DEFAULT_EXCEPTIONS };
   const bench = new Map(benchmarkEntries().map((e) => [e.id, e]));
-  const drafts: Draft[] = [...section1, ...section2, ...section3, ...firewallSection(opts.sshPort), ...accessSection(), ...section6, ...section7];
+  const drafts: Draft[] = [section1, section2, section3, section4, section5, section6, section7].flatMap((section) => section(opts));
   const out: CatalogEntry[] = [];
   for (const d of drafts) {
     const b = bench.get(d.id);
@@ -67,7 +69,7 @@ export function catalog(opts: CatalogOptions, settings?: HardeningSettings): Cat
     const section = d.id.split('.')[0]!;
     out.push(resolve({ ...d, section, level, automated: b.automated }, s));
   }
-  for (const d of marketplaceSection(opts.sshUser, opts.sshPort)) out.push(resolve({ ...d, section: 'MP', level: 'l1_server', automated: true }, s));
+  for (const d of marketplace(opts)) out.push(resolve({ ...d, section: 'MP', level: 'l1_server', automated: true }, s));
   return out;
 }
 

@@ -1,43 +1,16 @@
 // Compliance reports: JSON (per control: id, title, level, result, evidence), JUnit XML for CI and
 // a Markdown summary with per-section counts and a score.
 import { BENCHMARK, type ControlResult, type Status } from './types.ts';
+import { ComplianceReportSchema, type ComplianceReport, type ComplianceSummary, type Counts } from '../contracts/compliance-report.ts';
+import { parseContract } from '../contracts/parse.ts';
 
-export interface Report {
-  schema: 1;
-  benchmark: typeof BENCHMARK;
-  phase: string;
-  target: string;
-  mode: 'offline' | 'live';
-  generated_at: string;
-  timing: { probe_ms: number; total_ms: number; round_trips: number };
-  summary: Summary;
-  passed: boolean;
-  results: ControlResult[];
-}
-
-export interface Counts {
-  PASS: number;
-  FAIL: number;
-  SKIP: number;
-  EXCEPTION: number;
-  ERROR: number;
-  manual: number;
-}
-
-export interface Summary {
-  /** Automated Level 1 Server recommendations of the benchmark (Marketplace checks excluded). */
-  automated_l1: number;
-  automated_l1_passing: number;
-  /** Passing automated L1 controls / automated L1 controls, in percent. */
-  score: number;
-  sections: Record<string, Counts>;
-  totals: Counts;
-  marketplace: Counts;
-}
+// The report's shape is its contract (contracts/compliance-report.ts); reports are built through it.
+export type Report = ComplianceReport;
+export type { ComplianceSummary as Summary, Counts } from '../contracts/compliance-report.ts';
 
 const empty = (): Counts => ({ PASS: 0, FAIL: 0, SKIP: 0, EXCEPTION: 0, ERROR: 0, manual: 0 });
 
-export function summarize(results: ControlResult[]): Summary {
+export function summarize(results: ControlResult[]): ComplianceSummary {
   const sections: Record<string, Counts> = {};
   const totals = empty();
   const marketplace = empty();
@@ -60,7 +33,7 @@ export function summarize(results: ControlResult[]): Summary {
 
 export function buildReport(results: ControlResult[], meta: { phase: string; target: string; mode: 'offline' | 'live'; probeMs: number; totalMs: number; roundTrips: number }): Report {
   const summary = summarize(results);
-  return {
+  return parseContract(ComplianceReportSchema, {
     schema: 1,
     benchmark: BENCHMARK,
     phase: meta.phase,
@@ -71,7 +44,7 @@ export function buildReport(results: ControlResult[], meta: { phase: string; tar
     summary,
     passed: summary.totals.FAIL === 0 && summary.totals.ERROR === 0 && summary.marketplace.FAIL === 0 && summary.marketplace.ERROR === 0,
     results,
-  };
+  }, `compliance report (${meta.phase})`);
 }
 
 /** Escapes text for XML attributes and content (drops characters XML 1.0 forbids). */

@@ -5,7 +5,7 @@ build {
 
   provisioner "shell" {
     execute_command  = local.execute_command
-    environment_vars = var.provisioner_env
+    environment_vars = var.provisioner_env["wait-cloud-init.sh"]
     script           = "${var.repo_root}/packer/provisioners/wait-cloud-init.sh"
   }
 
@@ -21,13 +21,26 @@ build {
 
   provisioner "shell" {
     execute_command  = local.execute_command
-    environment_vars = var.provisioner_env
-    scripts = [
-      "${var.repo_root}/packer/provisioners/update-system.sh",
-      "${var.repo_root}/packer/provisioners/install-rootfs.sh",
-      "${var.repo_root}/packer/provisioners/install-docker.sh",
-      "${var.repo_root}/packer/provisioners/install-firstboot.sh",
-    ]
+    environment_vars = var.provisioner_env["update-system.sh"]
+    script           = "${var.repo_root}/packer/provisioners/update-system.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["install-rootfs.sh"]
+    script           = "${var.repo_root}/packer/provisioners/install-rootfs.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["install-docker.sh"]
+    script           = "${var.repo_root}/packer/provisioners/install-docker.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["install-firstboot.sh"]
+    script           = "${var.repo_root}/packer/provisioners/install-firstboot.sh"
   }
 
   # Local target: the agent test double, built on the host from Debian packages.
@@ -39,14 +52,32 @@ build {
 
   provisioner "shell" {
     execute_command  = local.execute_command
-    environment_vars = var.provisioner_env
-    scripts = [
-      "${var.repo_root}/packer/provisioners/preload-agent.sh",
-      "${var.repo_root}/packer/provisioners/probe-compliance.sh",
-      "${var.repo_root}/packer/provisioners/harden.sh",
-      "${var.repo_root}/packer/provisioners/sanitize.sh",
-      "${var.repo_root}/packer/provisioners/collect-manifest.sh",
-    ]
+    environment_vars = var.provisioner_env["preload-agent.sh"]
+    script           = "${var.repo_root}/packer/provisioners/preload-agent.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["probe-compliance.sh"]
+    script           = "${var.repo_root}/packer/provisioners/probe-compliance.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["harden.sh"]
+    script           = "${var.repo_root}/packer/provisioners/harden.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["sanitize.sh"]
+    script           = "${var.repo_root}/packer/provisioners/sanitize.sh"
+  }
+
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["collect-manifest.sh"]
+    script           = "${var.repo_root}/packer/provisioners/collect-manifest.sh"
   }
 
   # collect-manifest.sh writes under /run, which is not part of the image.
@@ -58,7 +89,7 @@ build {
 
   provisioner "shell" {
     execute_command  = local.execute_command
-    environment_vars = var.provisioner_env
+    environment_vars = var.provisioner_env["validate.sh"]
     script           = "${var.repo_root}/packer/provisioners/validate.sh"
   }
 

@@ -61,8 +61,8 @@ variable "ssh_username" {
 }
 
 variable "provisioner_env" {
-  type        = list(string)
-  description = "KEY=value environment for every provisioner script, derived from the config."
+  type        = map(list(string))
+  description = "Per provisioner script (file name), its KEY=value environment derived from the config: each script gets only what it reads."
 }
 
 variable "agent_ref" {

@@ -5,20 +5,23 @@
 // part measured in the same run (boot the base disk, apt-get install docker.io nodejs), first
 // boot figures at 1 vCPU / 512 MiB, image size, compliance run time, and the boot-time ratio of
 // the hardened image to the unhardened base disk. Targets are printed beside each figure.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { loadConfig, ConfigError } from './lib/config.ts';
-import { parseCli } from './lib/cli.ts';
-import { info } from './lib/log.ts';
+import { runEntry } from './lib/cli/entry.ts';
+import { readJsonContract } from '../contracts/parse.ts';
+import { BuildManifestSchema } from '../contracts/build-manifest.ts';
+import { info } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
-import { ensureBaseDisk } from './lib/basedisk.ts';
-import { chooseAccelerator } from './lib/qemu.ts';
-import { LocalVm } from './lib/vm.ts';
-import { TerminalSession } from './lib/pty.ts';
-import { inspectGuest, testToken, waitFor } from './lib/boottest.ts';
-import { catalogFor } from './lib/hardening.ts';
+import { ensureBaseDisk } from './lib/bake/base-disk.ts';
+import { chooseAccelerator } from './lib/guest/qemu.ts';
+import { LocalVm } from './lib/guest/vm.ts';
+import { TerminalSession } from './lib/guest/pty.ts';
+import { inspectGuest, waitFor } from './lib/boottest/local.ts';
+import { testToken } from './lib/boottest/common.ts';
+import { catalogFor } from './lib/compliance.ts';
 import { SshHost } from '../hardening/host.ts';
 import { runChecks } from '../hardening/runner.ts';
 
@@ -32,7 +35,7 @@ async function bake(env: Record<string, string>): Promise<BuildFigures> {
   const r = await execa('npx', ['tsx', join(REPO, 'scripts', 'build.ts')], { cwd: REPO, env: { ...process.env, ...env }, reject: false, stderr: 'inherit' });
   if (r.exitCode !== 0) throw new Error(`bake failed (exit ${r.exitCode})`);
   const out = JSON.parse(r.stdout) as { manifest: string };
-  const m = JSON.parse(readFileSync(out.manifest, 'utf8')) as { durations_s: Record<string, number> };
+  const m = readJsonContract(BuildManifestSchema, out.manifest);
   return { total_s: m.durations_s.total!, phases: m.durations_s, manifest: out.manifest };
 }
 
@@ -41,12 +44,10 @@ const round = (ms: number) => Math.round(ms) / 1000;
 /** Power-on → the login prompt on the serial console, in ms. */
 const loginPromptMs = (vm: LocalVm) => waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200);
 
-async function main(): Promise<void> {
-  const cli = parseCli(process.argv.slice(2), { extraBooleans: ['skip-cold'], extraStrings: ['manifest'] });
-  if (cli.help) {
-    process.stdout.write('usage: npm run bench -- [--skip-cold] [--manifest FILE (skip both bakes, measure this build)]\n');
-    return;
-  }
+const USAGE = `usage: npm run bench -- [--skip-cold] [--manifest FILE]
+Measures the pipeline and the image on this machine; --manifest FILE skips both bakes and measures that build.`;
+
+runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStrings: ['manifest'] }, async (cli) => {
   const { config: cfg } = loadConfig(cli.configInput);
   if (cfg.target !== 'local') throw new ConfigError('the benchmark measures the local target');
   const result: Record<string, unknown> = { machine: { cpus: (await execa('nproc')).stdout.trim(), date: new Date().toISOString() } };
@@ -67,7 +68,9 @@ async function main(): Promise<void> {
     result.bake_warm = warm;
     manifestPath = warm.manifest;
   }
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { outputs: { qcow2: string; qcow2_bytes: number }; rootfs: { used_bytes: number }; durations_s: Record<string, number> };
+  const manifest = readJsonContract(BuildManifestSchema, manifestPath);
+  if (!('qcow2' in manifest.outputs)) throw new ConfigError(`${manifestPath} is not a local build`);
+  const outputs = manifest.outputs;
   // With --manifest no bake runs here: the bake figures are that build's own, labelled as such.
   if (!result.bake_warm) result.bake_from_manifest = { total_s: manifest.durations_s.total, phases: manifest.durations_s, manifest: manifestPath };
 
@@ -108,7 +111,7 @@ async function main(): Promise<void> {
 
   // The hardened image at the seed's minimum size.
   info('bench: hardened image at 1 vCPU / 512 MiB');
-  const vm = new LocalVm({ image: manifest.outputs.qcow2, accel, cpus: 1, memoryMib: 512, restrict: true });
+  const vm = new LocalVm({ image: outputs.qcow2, accel, cpus: 1, memoryMib: 512, restrict: true });
   const token = testToken();
   const fb: Record<string, number> = {};
   try {
@@ -142,7 +145,7 @@ async function main(): Promise<void> {
   }
   fb.base_power_on_to_login_prompt_s = round(baseLoginMs);
   result.first_boot = fb;
-  result.image = { rootfs_used_mib: Math.round(manifest.rootfs.used_bytes / 2 ** 20), qcow2_mib: Math.round(statSync(manifest.outputs.qcow2).size / 2 ** 20) };
+  result.image = { rootfs_used_mib: Math.round(manifest.rootfs.used_bytes / 2 ** 20), qcow2_mib: Math.round(statSync(outputs.qcow2).size / 2 ** 20) };
   // A root-directory run of the checks, for comparison with the VM run: the catalog's fixture.
   const warmTotal = (result.bake_warm as BuildFigures | undefined)?.total_s ?? manifest.durations_s.total!;
   result.ratios = {
@@ -166,9 +169,4 @@ async function main(): Promise<void> {
   for (const [k, v, t, ok] of targets) process.stderr.write(`${k.padEnd(46)} ${String(v ?? '-').padStart(10)}  ${t.padEnd(8)}  ${v === undefined ? '-' : ok(v) ? 'yes' : 'NO'}\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   info(`bench: written to ${file}`);
-}
-
-main().catch((e: unknown) => {
-  process.stderr.write(`error: ${(e as Error).message}\n`);
-  process.exit(e instanceof ConfigError ? 2 : 1);
 });

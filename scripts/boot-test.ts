@@ -3,34 +3,30 @@
 // Launches the image a build produced and runs the boot scenarios (dialogue, user-data, reboot,
 // interrupted, compliance), each on a fresh overlay (local) or instance (aws). Writes
 // reports/boot-test.{json,junit.xml,md} next to the build manifest; exit 1 if any scenario fails.
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError, validateConfig, type Config } from './lib/config.ts';
-import { parseCli } from './lib/cli.ts';
-import { info } from './lib/log.ts';
+import { ConfigError, type Config } from './lib/config.ts';
+import { runEntry } from './lib/cli/entry.ts';
+import { readJsonContract } from '../contracts/parse.ts';
+import { BuildManifestSchema, localImage, type BuildManifest } from '../contracts/build-manifest.ts';
+import { info } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
-import { catalogFor, writeReport } from './lib/hardening.ts';
-import { chooseAccelerator } from './lib/qemu.ts';
-import { ensureBaseDisk } from './lib/basedisk.ts';
-import { LOCAL_SCENARIOS, runPool, runScenario, type ScenarioResult } from './lib/boottest.ts';
-import { bootReport, writeBootReport } from './lib/bootreport.ts';
-import { AWS_SCENARIOS, runAwsBootTest } from './lib/boottest-aws.ts';
+import { catalogFor, writeReport } from './lib/compliance.ts';
+import { chooseAccelerator } from './lib/guest/qemu.ts';
+import { ensureBaseDisk } from './lib/bake/base-disk.ts';
+import { LOCAL_SCENARIOS, runScenario } from './lib/boottest/local.ts';
+import { runPool, type ScenarioResult } from './lib/boottest/common.ts';
+import { bootReport, writeBootReport } from './lib/boottest/report.ts';
+import { AWS_SCENARIOS, runAwsBootTest } from './lib/boottest/aws.ts';
 
 const USAGE = `usage: npm run boot-test -- [--target local|aws] [--manifest FILE] [--scenario NAME[,NAME]] [--parallel N] [--accel auto|kvm|tcg]
 Scenarios: ${Object.keys(LOCAL_SCENARIOS).join(', ')} (default: all). Default manifest: output/latest/build-manifest.json.`;
 
-interface Manifest {
-  build_id: string;
-  target: 'local' | 'aws';
-  config: unknown;
-  outputs: { qcow2?: string; amis?: { region: string; ami: string }[] };
-}
-
-export function readManifest(path: string): { manifest: Manifest; cfg: Config; dir: string } {
+/** The build manifest, parsed with its contract; the config recorded in it is the image's own. */
+export function readManifest(path: string): { manifest: BuildManifest; cfg: Config; dir: string } {
   if (!existsSync(path)) throw new ConfigError(`no build manifest at ${path}: run npm run build first, or pass --manifest FILE`);
-  const manifest = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  if (!manifest.build_id || !manifest.outputs) throw new ConfigError(`${path} is not a build manifest (no build_id/outputs)`);
-  return { manifest, cfg: validateConfig(manifest.config, `${path} (config)`), dir: dirname(realpathSync(path)) };
+  const manifest = readJsonContract(BuildManifestSchema, path);
+  return { manifest, cfg: manifest.config, dir: dirname(realpathSync(path)) };
 }
 
 export function selectScenarios(flag: string | undefined, known: string[]): string[] {
@@ -41,12 +37,7 @@ export function selectScenarios(flag: string | undefined, known: string[]): stri
   return want;
 }
 
-async function main(): Promise<void> {
-  const cli = parseCli(process.argv.slice(2), { extraStrings: ['manifest', 'scenario', 'parallel'] });
-  if (cli.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+runEntry(import.meta.url, { usage: USAGE, extraStrings: ['manifest', 'scenario', 'parallel'] }, async (cli) => {
   if (cli.configInput.configFile) throw new ConfigError('boot-test uses the config recorded in the build manifest (the image was built with it); --config is not accepted');
   const manifestPath = resolve(String(cli.flags.manifest ?? join(REPO, 'output', 'latest', 'build-manifest.json')));
   const { manifest, cfg: built, dir } = readManifest(manifestPath);
@@ -59,7 +50,7 @@ async function main(): Promise<void> {
   let requested: string[];
   if (target === 'local') {
     requested = selectScenarios(cli.flags.scenario as string | undefined, Object.keys(LOCAL_SCENARIOS));
-    const image = manifest.outputs.qcow2;
+    const image = localImage(manifest);
     if (!image || !existsSync(image)) throw new ConfigError(`the image ${image ?? '(none)'} named by ${manifestPath} is missing`);
     const accelSetting = (cli.configInput.overrides ?? []).map((o) => (o.local as { accelerator?: string } | undefined)?.accelerator).filter(Boolean).pop() ?? built.local.accelerator;
     const base = await ensureBaseDisk(built);
@@ -68,7 +59,7 @@ async function main(): Promise<void> {
     const ctx = { image, accel: accel.accel, catalog: catalogFor(built), sshUser: built.ssh.user, log, cpus: 1, memoryMib: 1024 };
     results = await runPool(requested, parallel, (name) => runScenario(name, LOCAL_SCENARIOS[name]!, ctx));
   } else {
-    requested = selectScenarios(cli.flags.scenario as string | undefined, AWS_SCENARIOS);
+    requested = selectScenarios(cli.flags.scenario as string | undefined, Object.keys(AWS_SCENARIOS));
     results = await runAwsBootTest(built, manifest, requested, { log, parallel });
   }
   const report = bootReport(manifest.build_id, target, results, requested);
@@ -78,11 +69,4 @@ async function main(): Promise<void> {
   for (const r of results) info(`${r.passed ? 'PASS' : 'FAIL'} ${r.name} (${(r.ms / 1000).toFixed(0)}s)${r.error ? `: ${r.error.split('\n')[0]}` : ''}`);
   process.stdout.write(`${JSON.stringify({ passed: report.passed, scenarios: report.scenarios.map((s) => ({ name: s.name, passed: s.passed, figures: s.figures })), reports: files }, null, 2)}\n`);
   if (!report.passed) process.exitCode = 1;
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: unknown) => {
-    process.stderr.write(`error: ${(e as Error).message}\n`);
-    process.exit(e instanceof ConfigError ? 2 : 1);
-  });
-}
+});

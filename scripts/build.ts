@@ -1,26 +1,30 @@
 #!/usr/bin/env -S npx tsx
 // `npm run build [-- --target local|aws] [--config FILE] [--set key=value] [--accel auto|kvm|tcg] [--dry-run]`
 // Bakes the image: validated config -> base disk and agent image -> Packer -> build manifest.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { $ } from 'zx';
 import { execa } from 'execa';
 import { ConfigError, loadConfig, type Config } from './lib/config.ts';
-import { parseCli } from './lib/cli.ts';
-import { info, phase } from './lib/log.ts';
+import { parseCli } from './lib/cli/args.ts';
+import { info, phase } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
-import { PreflightError, requireBinaries, requireFreeSpace } from './lib/tools.ts';
-import { detectPacker, packerVars, PACKER_ONLY, stageTemplates, type BuildContext } from './lib/packer.ts';
-import { ensureBaseDisk } from './lib/basedisk.ts';
-import { ensureAgentDouble } from './lib/agentdouble.ts';
-import { chooseAccelerator, ec2Smbios } from './lib/qemu.ts';
-import { ImdsDouble, imdsNetdev } from './lib/imds.ts';
-import { throwawayKey } from './lib/vm.ts';
-import { resolveDigest } from './lib/registry.ts';
-import { findSourceAmi, parseAmiArtifact, requireImdsV2 } from './lib/ami.ts';
-import { buildManifest, stageFirstboot } from './lib/manifest.ts';
-import { buildReports, stageHardening } from './lib/hardening.ts';
+import { PreflightError, requireBinaries, requireFreeSpace } from './lib/bake/preflight.ts';
+import { detectPacker, packerVars, PACKER_ONLY, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
+import { ensureBaseDisk } from './lib/bake/base-disk.ts';
+import { ensureAgentDouble } from './lib/bake/agent-double.ts';
+import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
+import { ImdsDouble, imdsNetdev } from './lib/guest/imds-double.ts';
+import { throwawayKey } from './lib/guest/vm.ts';
+import { resolveDigest } from './lib/bake/registry.ts';
+import { findSourceAmi, requireImdsV2 } from './lib/bake/source-ami.ts';
+import { buildManifest, writeBuildManifest } from './lib/bake/manifest.ts';
+import { stageFirstboot } from './lib/bake/firstboot-stage.ts';
+import { readJsonContract } from '../contracts/parse.ts';
+import { amisOfArtifact, PackerManifestSchema } from '../contracts/packer-manifest.ts';
+import type { BuildManifest } from '../contracts/build-manifest.ts';
+import { buildReports, stageHardening } from './lib/compliance.ts';
 
 const USAGE = `usage: npm run build -- [--target local|aws] [--config FILE] [--set key.path=value]...
                       [--accel auto|kvm|tcg] [--output-dir DIR] [--region REGION] [--dry-run]
@@ -138,9 +142,9 @@ async function main(): Promise<void> {
   const durations: Record<string, number> = {};
   const t0 = Date.now();
   const imds = new ImdsDouble({ region: cfg.aws.region });
-  let baseImage: Record<string, unknown> = {};
+  let baseImage: BuildManifest['base_image'] | null = null;
   try {
-    await phase(durations, 'bundle-firstboot', () => stageFirstboot(ctx.firstbootDir));
+    await phase(durations, 'bundle-firstboot', () => stageFirstboot(cfg, ctx.firstbootDir));
     const staged = stageHardening(cfg, ctx.hardeningDir, buildId);
     info(`hardening: ${staged.controls} catalog entries rendered into ${ctx.hardeningDir}/apply.sh`);
     const templateDir = join(partialDir, 'stage', 'packer');
@@ -186,14 +190,14 @@ async function main(): Promise<void> {
 
     await $`tar -C ${partialDir} -xf ${join(partialDir, 'image-info.tar')}`;
     rmSync(join(partialDir, 'image-info.tar'));
-    let outputs: Record<string, unknown>;
-    const packerManifest = JSON.parse(readFileSync(join(partialDir, 'packer-manifest.json'), 'utf8')) as { builds: { artifact_id: string; files?: { name: string; size: number }[] }[] };
-    const last = packerManifest.builds.at(-1)!;
+    let outputs: BuildManifest['outputs'];
+    const packerManifestFile = join(partialDir, 'packer-manifest.json');
+    const last = readJsonContract(PackerManifestSchema, packerManifestFile).builds.at(-1)!;
     if (cfg.target === 'local') {
       const qcow2 = join(finalDir, 'image', `${cfg.image.name}.qcow2`);
       outputs = { qcow2, qcow2_bytes: statSync(join(partialDir, 'image', `${cfg.image.name}.qcow2`)).size };
     } else {
-      const amis = parseAmiArtifact(last.artifact_id);
+      const amis = amisOfArtifact(last.artifact_id, packerManifestFile);
       if (!flavor.modern) await phase(durations, 'imds-v2-only', () => requireImdsV2(amis));
       outputs = { amis };
     }
@@ -210,15 +214,9 @@ async function main(): Promise<void> {
       throw new Error(`the hardened image fails ${failing.length} check(s): ${failing.join('; ')}; report: ${join(partialDir, 'reports', 'compliance.md')}`);
     }
     durations.total = Math.round((Date.now() - t0) / 100) / 10;
-    const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir });
-    manifest.compliance = {
-      benchmark: hardened.benchmark,
-      passed: hardened.passed,
-      hardened: hardened.summary,
-      baseline: baseline?.summary ?? null,
-      reports: 'reports/compliance.{json,junit.xml,md}',
-    };
-    writeFileSync(join(partialDir, 'build-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    if (!baseImage) throw new Error('internal: the base image was not recorded');
+    const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir, compliance: { hardened, baseline } });
+    writeBuildManifest(join(partialDir, 'build-manifest.json'), manifest);
     rmSync(join(partialDir, 'stage'), { recursive: true, force: true });
     renameSync(partialDir, finalDir);
     const latest = join(outputRoot, 'latest');

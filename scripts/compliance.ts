@@ -6,8 +6,8 @@
 import { join, resolve } from 'node:path';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigError, loadConfig } from './lib/config.ts';
-import { parseCli } from './lib/cli.ts';
-import { catalogFor, writeReport } from './lib/hardening.ts';
+import { runEntry } from './lib/cli/entry.ts';
+import { catalogFor, writeReport } from './lib/compliance.ts';
 import { LocalRootHost, SshHost, SsmHost, type Host } from '../hardening/host.ts';
 import { runChecks } from '../hardening/runner.ts';
 import { buildReport } from '../hardening/report.ts';
@@ -27,12 +27,11 @@ export function hostFromFlags(flags: Record<string, string | boolean | undefined
   return { host: new SsmHost(new SSMClient({ region }), id), live: true };
 }
 
-async function main(): Promise<void> {
-  const cli = parseCli(process.argv.slice(2), { extraBooleans: ['live'], extraStrings: ['root', 'ssh', 'key', 'ssm', 'out', 'phase'] });
-  if (cli.help) {
-    process.stdout.write('usage: npm run compliance -- (--root DIR [--live] | --ssh USER@HOST[:PORT] --key FILE | --ssm INSTANCE-ID --region R) [--out DIR] [--phase NAME]\n');
-    return;
-  }
+const USAGE = `usage: npm run compliance -- (--root DIR [--live] | --ssh USER@HOST[:PORT] --key FILE | --ssm INSTANCE-ID --region R)
+                          [--out DIR] [--phase NAME] [--config FILE] [--set key=value]...
+Runs the CIS catalog's checks and the Marketplace checks against one host; exit 1 when any fails.`;
+
+runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['live'], extraStrings: ['root', 'ssh', 'key', 'ssm', 'out', 'phase'] }, async (cli) => {
   const { config } = loadConfig(cli.configInput);
   const { host, live } = hostFromFlags(cli.flags, config.aws.region);
   const entries = catalogFor(config);
@@ -44,11 +43,4 @@ async function main(): Promise<void> {
     `${JSON.stringify({ passed: report.passed, score: s.score, automated_l1_passing: s.automated_l1_passing, automated_l1: s.automated_l1, fail: s.totals.FAIL, marketplace_fail: s.marketplace.FAIL, total_ms: outcome.totalMs, reports: files }, null, 2)}\n`,
   );
   if (!report.passed) process.exitCode = 1;
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: unknown) => {
-    process.stderr.write(`error: ${(e as Error).message}\n`);
-    process.exit(e instanceof ConfigError ? 2 : 1);
-  });
-}
+});

@@ -2,9 +2,9 @@
 // `npm run --silent controls -- [--json] [--config FILE] [--set hardening.x=...]`
 // Prints the CIS catalog as the current config resolves it: id, title, level, automated, whether
 // the build applies it, and each named exception with its reason (JSON for tooling, or a table).
-import { ConfigError, loadConfig } from './lib/config.ts';
-import { parseCli } from './lib/cli.ts';
-import { catalogFor } from './lib/hardening.ts';
+import { loadConfig } from './lib/config.ts';
+import { runEntry } from './lib/cli/entry.ts';
+import { catalogFor } from './lib/compliance.ts';
 import { BENCHMARK } from '../hardening/types.ts';
 import type { CatalogEntry } from '../hardening/catalog.ts';
 
@@ -24,12 +24,10 @@ export function catalogJson(entries: CatalogEntry[]) {
   }));
 }
 
-function main(): void {
-  const cli = parseCli(process.argv.slice(2), { extraBooleans: ['json'] });
-  if (cli.help) {
-    process.stdout.write('usage: npm run --silent controls -- [--json] [--config FILE] [--set key=value]...\n');
-    return;
-  }
+const USAGE = `usage: npm run --silent controls -- [--json] [--config FILE] [--set key=value]...
+Prints the CIS catalog as the config resolves it (JSON with --json).`;
+
+runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['json'] }, (cli) => {
   const { config } = loadConfig(cli.configInput);
   const rows = catalogJson(catalogFor(config));
   if (cli.flags.json) {
@@ -46,13 +44,4 @@ function main(): void {
     `\n${BENCHMARK.name} ${BENCHMARK.version}: ${cis.length} recommendations in the catalog, ${l1auto.length} automated Level 1 Server; ` +
       `${l1auto.filter((r) => r.applied).length} applied, ${l1auto.filter((r) => r.exception).length} named exceptions; ${rows.length - cis.length} Marketplace checks\n`,
   );
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    main();
-  } catch (e) {
-    process.stderr.write(`error: ${(e as Error).message}\n`);
-    process.exit(e instanceof ConfigError ? 2 : 1);
-  }
-}
+});

@@ -2,11 +2,10 @@
 // 0600 env file atomically, open exactly the UDP range in ufw, start the agent unit, and confirm
 // the container runs with a UDP port bound inside the range. A journal records each step before
 // it is taken, so a failure now, or a power cut, is rolled back to the state before.
-import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import type { Console } from './secrets.ts';
 import {
   clearLastError,
-  parseKeyValues,
   readJournal,
   readState,
   recordError,
@@ -20,6 +19,7 @@ import {
   type State,
 } from './state.ts';
 import type { System } from './system.ts';
+import { readImageLock, type AgentImageLock } from './image-lock.ts';
 import type { PortRange } from './validate.ts';
 
 export class ApplyError extends Error {
@@ -55,27 +55,18 @@ export function envFileContent(token: string, s: AgentSettings): string {
   return `${lines.join('\n')}\n`;
 }
 
-export interface ImageLock {
-  ref: string;
-  digest: string;
-  id: string;
-  source: string;
-}
-
-export function readImageLock(p: Paths): ImageLock {
-  if (!existsSync(p.lockFile)) throw new ApplyError(`the agent image lock file ${p.lockFile} is missing: this image was not baked with a preloaded agent`);
-  const kv = parseKeyValues(readFileSync(p.lockFile, 'utf8'));
-  if (!kv.AGENT_IMAGE_REF || !kv.AGENT_IMAGE_ID || !kv.AGENT_IMAGE_DIGEST) throw new ApplyError(`the agent image lock file ${p.lockFile} is incomplete`);
-  return { ref: kv.AGENT_IMAGE_REF, digest: kv.AGENT_IMAGE_DIGEST, id: kv.AGENT_IMAGE_ID, source: kv.AGENT_IMAGE_SOURCE ?? '' };
-}
-
 /** Checks that Docker holds exactly the image the lock file names. */
-export async function verifyImage(deps: ApplyDeps): Promise<ImageLock | null> {
+export async function verifyImage(deps: ApplyDeps): Promise<AgentImageLock | null> {
   if (!deps.sys.live && !existsSync(deps.p.lockFile)) {
     deps.con.say(`plan: no lock file at ${deps.p.lockFile}; on an instance the preloaded image is verified against it`);
     return null;
   }
-  const lock = readImageLock(deps.p);
+  let lock: AgentImageLock;
+  try {
+    lock = readImageLock(deps.p);
+  } catch (e) {
+    throw new ApplyError((e as Error).message);
+  }
   const id = await deps.sys.imageId(lock.ref);
   if (deps.sys.live && id !== lock.id) {
     throw new ApplyError(

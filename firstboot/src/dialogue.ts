@@ -34,7 +34,7 @@ export const portRangePrompt = (rules: PortRules, def: string) => ({
 export const agentNamePrompt = (def: string) => ({ message: 'Agent name:', default: def, validate: (v: string) => checkAgentName(v.trim()) });
 
 export const tagsPrompt = {
-  message: 'Tags, comma-separated (optional, each longer than 3 characters):',
+  message: 'Tags, comma-separated (optional; letters, digits and . _ : -):',
   default: '',
   validate: (v: string) => {
     const t = parseTags(v);

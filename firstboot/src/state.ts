@@ -128,13 +128,3 @@ export function writeJournal(p: Paths, j: Journal): void {
 export function removeJournal(p: Paths): void {
   rmSync(p.journalFile, { force: true });
 }
-
-/** KEY=value lines (the lock file written at bake time). */
-export function parseKeyValues(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}

@@ -1,11 +1,11 @@
 // AWS Marketplace AMI policy as checks (tag `marketplace`), judged on every image. Offline scans
 // judge the image as shipped; on a running instance the login user's key and host keys are expected.
-import { all, fail, pass, sshd, type Draft } from '../builders.ts';
+import { all, fail, pass, sshd, type Draft, type Section } from '../builders.ts';
 import { colonEntries, sshdEffective, SSHD_NEEDS } from '../parse.ts';
 
 const mp = (d: Omit<Draft, 'tags'> & { tags?: string[] }): Draft => ({ ...d, section: 'MP', tags: ['marketplace', ...(d.tags ?? [])] });
 
-export function marketplaceSection(sshUser: string, sshPort: number): Draft[] {
+export const marketplace: Section = ({ sshUser, sshPort }) => {
   return [
     mp({
       id: 'MP-2',

@@ -1,5 +1,6 @@
 // CIS Debian 13 v1.0.0, section 1: Initial Setup.
-import { all, fail, fxIni, installed, kmod, manual, mountOpt, notInUse, pass, perms, q, sameAs, sysctl, type Draft } from '../builders.ts';
+import { all, fail, fxIni, installed, kmod, manual, mountOpt, notInUse, pass, perms, q, sameAs, sysctl, type Draft, type Section } from '../builders.ts';
+import { exception } from '../exceptions.ts';
 import { systemdConf } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
@@ -49,7 +50,7 @@ function gdm(id: string, title: string, first = false): Draft {
 
 const ptrace = sysctl('1.5.3', 'Ensure kernel.yama.ptrace_scope is configured', 'kernel.yama.ptrace_scope', '1');
 
-export const section1: Draft[] = [
+export const section1: Section = () => [
   mod('1.1.1.1', 'cramfs'),
   mod('1.1.1.2', 'freevxfs'),
   mod('1.1.1.3', 'hfs'),
@@ -57,7 +58,7 @@ export const section1: Draft[] = [
   mod('1.1.1.5', 'jffs2'),
   {
     ...mod('1.1.1.6', 'overlay'),
-    exception: { name: 'docker-overlay', reason: "Docker's overlay2 storage driver, which runs the agent container, needs the overlay module (Level 2 only)" },
+    exception: exception('docker-overlay'),
   },
   mod('1.1.1.9', 'firewire-core'),
   mod('1.1.1.10', 'usb-storage'),

@@ -1,12 +1,10 @@
 // CIS Debian 13 v1.0.0, section 2: Services.
-import { all, installed, manual, notInUse, pass, permCheck, perms, q, type Draft } from '../builders.ts';
+import { all, installed, manual, notInUse, pass, permCheck, perms, q, type Draft, type Section } from '../builders.ts';
+import { exception } from '../exceptions.ts';
 import { keyValues } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
-const TIMESYNC_EXCEPTION = {
-  name: 'timesync-chrony',
-  reason: 'chrony is the one time daemon (Amazon Time Sync Service at 169.254.169.123); the benchmark makes 2.3.2 (systemd-timesyncd) not applicable when chrony is used',
-};
+const TIMESYNC_EXCEPTION = exception('timesync-chrony');
 
 const CHRONY_NEEDS = ['read:/etc/chrony/chrony.conf', 'reads:/etc/chrony/conf.d/*.conf', 'reads:/etc/chrony/sources.d/*.sources'];
 const chronyLines = (f: Facts) =>
@@ -27,7 +25,7 @@ const unitOn = (f: Facts, u: string) => {
   return s.enabled === 'enabled' && (s.active === null || s.active === 'active');
 };
 
-export const section2: Draft[] = [
+export const section2: Section = () => [
   notInUse('2.1.1', 'Ensure autofs services are not in use', ['autofs'], ['autofs.service']),
   notInUse('2.1.2', 'Ensure avahi daemon services are not in use', ['avahi-daemon'], ['avahi-daemon.socket', 'avahi-daemon.service']),
   notInUse('2.1.3', 'Ensure dhcp server services are not in use', ['isc-dhcp-server', 'kea-dhcp4-server', 'kea-dhcp6-server'], ['isc-dhcp-server.service', 'kea-dhcp4-server.service', 'kea-dhcp6-server.service']),

@@ -1,10 +1,8 @@
 // CIS Debian 13 v1.0.0, section 3: Network.
-import { kmod, manual, notInUse, sysctl, type Draft } from '../builders.ts';
+import { kmod, manual, notInUse, sysctl, type Draft, type Section } from '../builders.ts';
+import { exception } from '../exceptions.ts';
 
-export const ROUTER_EXCEPTION = {
-  name: 'router',
-  reason: "the instance routes VPC traffic through the agent's WireGuard tunnels, so IP forwarding stays on (the EC2 source/destination check is turned off for the same reason)",
-};
+export const ROUTER_EXCEPTION = exception('router');
 
 /** Forwarding controls keep their check (for evidence); while the exception is in force the build turns forwarding on instead. */
 function forwarding(id: string, key: string): Draft {
@@ -14,7 +12,7 @@ function forwarding(id: string, key: string): Draft {
 const v4 = (id: string, key: string, value: string) => sysctl(id, `Ensure net.ipv4.${key} is configured`, `net.ipv4.${key}`, value);
 const v6 = (id: string, key: string, value: string) => sysctl(id, `Ensure net.ipv6.${key} is configured`, `net.ipv6.${key}`, value);
 
-export const section3: Draft[] = [
+export const section3: Section = () => [
   manual('3.1.1', 'Ensure IPv6 status is identified', 'IPv6 stays enabled (VPCs may be dual-stack); its redirect, source-route and router-advertisement parameters are set by 3.3.2. Note that accept_ra=0 means an IPv6 default route must come from DHCPv6 or static configuration.'),
   {
     id: '3.1.2',

@@ -1,6 +1,6 @@
 // CIS Debian 13 v1.0.0, section 4: Host Based Firewall (ufw). The catalog owns the base policy;
 // first boot owns the one rule that opens the agent's UDP range.
-import { all, installed, q, type Draft } from '../builders.ts';
+import { all, installed, q, type Draft, type Section } from '../builders.ts';
 import { keyValues } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
@@ -36,7 +36,7 @@ function policy(id: string, title: string, key: string, word: string, extra?: (f
   };
 }
 
-export function firewallSection(sshPort: number): Draft[] {
+export const section4: Section = ({ sshPort }) => {
   return [
     installed('4.1.1', 'Ensure ufw is installed', ['ufw']),
     {

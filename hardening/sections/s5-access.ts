@@ -1,5 +1,5 @@
 // CIS Debian 13 v1.0.0, section 5: Access Control (sshd, sudo, PAM, accounts).
-import { all, fail, fxSetLine, fxSshd, installed, loginDefs, manual, pass, perms, q, sshd, type Draft } from '../builders.ts';
+import { all, fail, fxSetLine, fxSshd, installed, loginDefs, manual, pass, perms, q, sshd, type Draft, type Section } from '../builders.ts';
 import { SSHD_NEEDS, colonEntries, keyValues, pamLines, passwdEntries, sshdEffective } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 import type { FixtureWriter } from '../types.ts';
@@ -164,7 +164,7 @@ function umaskWeak(text: string): string[] {
   return [...text.matchAll(/^\s*umask\s+(\d{3,4})/gm)].map((m) => m[1]!).filter((u) => (parseInt(u, 8) & 0o027) !== 0o027);
 }
 
-export function accessSection(): Draft[] {
+export const section5: Section = () => {
   return [
     perms('5.1.1', 'Ensure access to /etc/ssh/sshd_config is configured', [
       { path: '/etc/ssh/sshd_config', max: 0o600, required: true },

@@ -1,5 +1,6 @@
 // CIS Debian 13 v1.0.0, section 6: Logging and Auditing (journald + rsyslog, AIDE). auditd is Level 2.
-import { all, fail, fxIni, installed, manual, pass, type Draft } from '../builders.ts';
+import { all, fail, fxIni, installed, manual, pass, type Draft, type Section } from '../builders.ts';
+import { exception } from '../exceptions.ts';
 import { systemdConf } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
@@ -55,7 +56,7 @@ function logfileProblems(lines: string[]): string[] {
   return problems;
 }
 
-export const section6: Draft[] = [
+export const section6: Section = () => [
   {
     id: '6.1.1.1.1',
     title: 'Ensure journald service is active',
@@ -70,7 +71,7 @@ export const section6: Draft[] = [
   {
     ...journaldKey('6.1.1.1.4', 'Ensure journald ForwardToSyslog is disabled', 'ForwardToSyslog', 'no', 'yes'),
     apply: '',
-    exception: { name: 'rsyslog-logging', reason: 'rsyslog is the logging method (6.1.2), and 6.1.2.3 requires journald to forward to it; the benchmark has each method exclude the other' },
+    exception: exception('rsyslog-logging'),
   },
   journaldKey('6.1.1.1.5', 'Ensure journald Storage is configured', 'Storage', 'persistent', 'volatile'),
   journaldKey('6.1.1.1.6', 'Ensure journald Compress is configured', 'Compress', 'yes', 'no'),
@@ -82,7 +83,7 @@ export const section6: Draft[] = [
     tags: ['logging'],
     needs: ['unit:systemd-journal-upload.service'],
     apply: '',
-    exception: { name: 'remote-log-host', reason: 'systemd-journal-upload needs the site\'s log server URL and TLS material, which only the operator knows (see 6.1.1.2.2); enabled without them it fails every boot' },
+    exception: exception('remote-log-host'),
     check: (f) => unitUp(f, 'systemd-journal-upload.service'),
   },
   {

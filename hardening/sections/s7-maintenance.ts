@@ -1,5 +1,5 @@
 // CIS Debian 13 v1.0.0, section 7: System Maintenance (account files, ownership, account consistency).
-import { fail, manual, pass, perms, type Draft, type PermSpec } from '../builders.ts';
+import { fail, manual, pass, perms, type Draft, type PermSpec , type Section } from '../builders.ts';
 import { colonEntries, passwdEntries } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
@@ -28,7 +28,7 @@ function dup(id: string, title: string, file: '/etc/passwd' | '/etc/group', col:
   };
 }
 
-export const section7: Draft[] = [
+export const section7: Section = () => [
   perms('7.1.1', 'Ensure access to /etc/passwd is configured', [f644('/etc/passwd')]),
   perms('7.1.2', 'Ensure access to /etc/passwd- is configured', [f644('/etc/passwd-', false)]),
   perms('7.1.3', 'Ensure access to /etc/group is configured', [f644('/etc/group')]),

@@ -3,14 +3,13 @@
 # Why: first boot asks for the agent token and UDP range, or reads them from user data or SSM.
 set -euo pipefail
 src="${SYNTROPY_STAGING:?}/firstboot"
-: "${SSH_PORT:?}" "${FIRSTBOOT_DEFAULT_PORT_RANGE:?}" "${FIRSTBOOT_MAX_PORT_RANGE_WIDTH:?}" "${AGENT_NETWORK_API:?}"
 
 export DEBIAN_FRONTEND=noninteractive
 # ufw: first boot owns the rule that opens the agent's UDP range (hardening owns the policy).
 apply_packages=(nodejs ufw)
 apt-get install -y -q --no-install-recommends "${apply_packages[@]}"
 
-for f in dist/syntropy-firstboot.mjs bin/run-agent bin/profile.sh units/enable.list; do
+for f in dist/syntropy-firstboot.mjs bin/run-agent bin/profile.sh units/enable.list firstboot.conf; do
   [[ -f "$src/$f" ]] || { echo "install-firstboot: $src/$f is missing" >&2; exit 1; }
 done
 install -d -m 0755 /usr/lib/syntropy-firstboot /etc/syntropy
@@ -23,15 +22,9 @@ exec /usr/bin/node /usr/lib/syntropy-firstboot/syntropy-firstboot.mjs "$@"
 SH
 chmod 0755 /usr/sbin/syntropy-firstboot
 
-# Settings first boot takes from the build config (no secrets here).
-cat > /etc/syntropy/firstboot.conf <<CONF
-# Written at bake time from the build config.
-SSH_PORT=$SSH_PORT
-DEFAULT_PORT_RANGE=$FIRSTBOOT_DEFAULT_PORT_RANGE
-MAX_PORT_RANGE_WIDTH=$FIRSTBOOT_MAX_PORT_RANGE_WIDTH
-AGENT_NETWORK_API=$AGENT_NETWORK_API
-CONF
-chmod 0644 /etc/syntropy/firstboot.conf
+# Settings first boot takes from the build config (no secrets), written on the build host
+# through their contract (contracts/firstboot-conf.ts).
+install -m 0644 "$src/firstboot.conf" /etc/syntropy/firstboot.conf
 
 for unit in "$src"/units/*.service; do
   install -m 0644 "$unit" "/usr/lib/systemd/system/$(basename "$unit")"

@@ -25,14 +25,6 @@ else
     || { echo "preload-agent: pulled image does not carry digest $AGENT_DIGEST" >&2; exit 1; }
 fi
 
-install -d -m 0755 /etc/syntropy
-cat > /etc/syntropy/agent-image.lock.new <<LOCK
-# Written at bake time. First boot starts the agent only from this exact image.
-AGENT_IMAGE_REF=$AGENT_REF
-AGENT_IMAGE_DIGEST=$AGENT_DIGEST
-AGENT_IMAGE_ID=$image_id
-AGENT_IMAGE_SOURCE=$source_kind
-LOCK
-chmod 0644 /etc/syntropy/agent-image.lock.new
-mv /etc/syntropy/agent-image.lock.new /etc/syntropy/agent-image.lock
+# The lock file's one format (contracts/agent-image-lock.ts), written by first boot's own writer.
+/usr/sbin/syntropy-firstboot record-image --image "$AGENT_REF" --digest "$AGENT_DIGEST" --source "$source_kind"
 echo "preload-agent: $AGENT_REF ($image_id) from $source_kind"

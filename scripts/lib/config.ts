@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { cidrsOverlap, isCidr } from './net.ts';
+import { DEFAULT_MAX_RANGE_WIDTH, DEFAULT_PORT_RANGE, rangeProblem } from '../../firstboot/src/validate.ts';
+import { EXCEPTION_NAMES } from '../../hardening/exceptions.ts';
 
 /** The agent's overlay network; Docker's address pools must stay clear of it. */
 export const AGENT_OVERLAY_CIDR = '10.69.0.0/16';
@@ -74,8 +76,9 @@ export const ConfigSchema = z
       .default({}),
     firstboot: z
       .object({
-        default_port_range: name(/^\d{4,5}-\d{4,5}$/, 'START-END, for example 51820-51919').default('51820-51919'),
-        max_port_range_width: z.number().int().min(1).max(64512).default(1000),
+        // The rule and its default are first boot's (firstboot/src/validate.ts): one source.
+        default_port_range: z.string().default(DEFAULT_PORT_RANGE),
+        max_port_range_width: z.number().int().min(1).max(64512).default(DEFAULT_MAX_RANGE_WIDTH),
       })
       .strict()
       .default({}),
@@ -86,8 +89,8 @@ export const ConfigSchema = z
         sections: z.record(z.enum(['1', '2', '3', '4', '5', '6', '7']), z.boolean()).default({}),
         controls: z.record(name(/^\d+(\.\d+)+$/, 'a CIS recommendation ID such as 1.4.1'), z.boolean()).default({}),
         exceptions: z
-          .array(z.enum(['router', 'docker-overlay', 'timesync-chrony', 'rsyslog-logging', 'remote-log-host']))
-          .default(['router', 'docker-overlay', 'timesync-chrony', 'rsyslog-logging', 'remote-log-host']),
+          .array(z.enum(EXCEPTION_NAMES))
+          .default([...EXCEPTION_NAMES]),
       })
       .strict()
       .default({}),
@@ -158,20 +161,8 @@ export const ConfigSchema = z
         });
       }
     });
-    const [start, end] = cfg.firstboot.default_port_range.split('-').map(Number) as [number, number];
-    const rangeProblem =
-      start < 1024 || end > 65535
-        ? 'must lie within 1024-65535'
-        : start > end
-          ? 'must start with the lower port'
-          : end - start + 1 > cfg.firstboot.max_port_range_width
-            ? `spans ${end - start + 1} ports, more than firstboot.max_port_range_width (${cfg.firstboot.max_port_range_width})`
-            : cfg.ssh.port >= start && cfg.ssh.port <= end
-              ? `contains the SSH port ${cfg.ssh.port}`
-              : null;
-    if (rangeProblem) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['firstboot', 'default_port_range'], message: rangeProblem });
-    }
+    const problem = rangeProblem(cfg.firstboot.default_port_range, { maxWidth: cfg.firstboot.max_port_range_width, sshPort: cfg.ssh.port });
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['firstboot', 'default_port_range'], message: problem });
     if (cfg.aws.kms_key_id !== '' && !cfg.aws.encrypt_boot) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -5,8 +5,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DescribeImagesCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
-import { resolveDigest, repositoryPath } from '../../scripts/lib/registry.ts';
-import { findSourceAmi, parseAmiArtifact, requireImdsV2 } from '../../scripts/lib/ami.ts';
+import { resolveDigest, repositoryPath } from '../../scripts/lib/bake/registry.ts';
+import { findSourceAmi, requireImdsV2 } from '../../scripts/lib/bake/source-ami.ts';
+import { amisOfArtifact } from '../../contracts/packer-manifest.ts';
 import { loadConfig } from '../../scripts/lib/config.ts';
 
 const DIGEST = `sha256:${'b'.repeat(64)}`;
@@ -104,22 +105,22 @@ describe('source AMI lookup', () => {
 describe('IMDSv2-only for AMIs built by Packer 1.6', () => {
 
   it('parses Packer artifact ids per region', () => {
-    expect(parseAmiArtifact('us-east-1:ami-0a1,eu-west-1:ami-0b2')).toEqual({ 'us-east-1': 'ami-0a1', 'eu-west-1': 'ami-0b2' });
-    expect(() => parseAmiArtifact('garbage')).toThrow(/unexpected amazon-ebs artifact id/);
+    expect(amisOfArtifact('us-east-1:ami-0a1a1a1a1a1a1a1a1,eu-west-1:ami-0b2b2b2b2b2b2b2b2', 'packer-manifest.json')).toEqual({ 'us-east-1': 'ami-0a1a1a1a1a1a1a1a1', 'eu-west-1': 'ami-0b2b2b2b2b2b2b2b2' });
+    expect(() => amisOfArtifact('garbage', 'packer-manifest.json')).toThrow(/packer-manifest.json: artifact_id .* is not region:ami-id/);
   });
 
   it('sets ImdsSupport=v2.0 on every copy and names the failing one', async () => {
     ec2.on(ModifyImageAttributeCommand).resolves({});
-    await requireImdsV2({ 'us-east-1': 'ami-0a1', 'eu-west-1': 'ami-0b2' }, (region) => new EC2Client({ region }));
+    await requireImdsV2({ 'us-east-1': 'ami-0a1a1a1a1a1a1a1a1', 'eu-west-1': 'ami-0b2b2b2b2b2b2b2b2' }, (region) => new EC2Client({ region }));
     const calls = ec2.commandCalls(ModifyImageAttributeCommand).map((c) => c.args[0].input);
     expect(calls).toEqual([
-      { ImageId: 'ami-0a1', ImdsSupport: { Value: 'v2.0' } },
-      { ImageId: 'ami-0b2', ImdsSupport: { Value: 'v2.0' } },
+      { ImageId: 'ami-0a1a1a1a1a1a1a1a1', ImdsSupport: { Value: 'v2.0' } },
+      { ImageId: 'ami-0b2b2b2b2b2b2b2b2', ImdsSupport: { Value: 'v2.0' } },
     ]);
     ec2.reset();
     ec2.on(ModifyImageAttributeCommand).rejects(new Error('InvalidAMIID.NotFound'));
-    await expect(requireImdsV2({ 'eu-west-1': 'ami-0b2' }, (region) => new EC2Client({ region }))).rejects.toThrow(
-      'for ami-0b2 in eu-west-1 failed: InvalidAMIID.NotFound',
+    await expect(requireImdsV2({ 'eu-west-1': 'ami-0b2b2b2b2b2b2b2b2' }, (region) => new EC2Client({ region }))).rejects.toThrow(
+      'for ami-0b2b2b2b2b2b2b2b2 in eu-west-1 failed: InvalidAMIID.NotFound',
     );
   });
 });

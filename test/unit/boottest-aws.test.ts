@@ -9,14 +9,18 @@ import {
   ModifyInstanceAttributeCommand,
   RebootInstancesCommand,
   RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfig } from '../../scripts/lib/config.ts';
-import { launched, runAwsBootTest } from '../../scripts/lib/boottest-aws.ts';
+import { launched, runAwsBootTest } from '../../scripts/lib/boottest/aws.ts';
+import { buildOutput } from '../helpers/build-output.ts';
 
 const { config: cfg } = loadConfig({ overrides: [{ target: 'aws', aws: { region: 'eu-west-1' } }] });
-const manifest = { build_id: '20261126T000000Z', outputs: { amis: [{ region: 'eu-west-1', ami: 'ami-0123456789abcdef0' }] } };
+// The manifest the build's own writer produces for an aws build in eu-west-1 (region -> AMI map).
+const { manifest } = buildOutput('aws', { region: 'eu-west-1' });
 const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
 const console64 = (t: string) => Buffer.from(t).toString('base64');
@@ -64,17 +68,45 @@ describe('aws boot test', () => {
     expect(terminated()).toHaveLength(1);
   });
 
-  it('reboots and checks the agent comes back; interrupted accepts only configured or clean', async () => {
+  it('reboots and checks the agent comes back', async () => {
     happy();
     const [reboot] = await run(['reboot']);
     expect(reboot!.passed).toBe(true);
     expect(ec2.commandCalls(RebootInstancesCommand)).toHaveLength(1);
+  });
+
+  it('cuts power on EC2 with a forced stop (a reboot is a clean shutdown), starts again, and accepts only configured or clean', async () => {
     happy({ source: 'ssm' });
+    let state: 'running' | 'stopping' | 'stopped' = 'running';
+    const order: string[] = [];
+    ec2.on(StopInstancesCommand).callsFake(() => {
+      order.push('stop');
+      state = 'stopping';
+      return {};
+    });
+    ec2.on(StartInstancesCommand).callsFake(() => {
+      order.push('start');
+      state = 'running';
+      return {};
+    });
+    ec2.on(DescribeInstanceStatusCommand).callsFake(() => {
+      const now = state;
+      if (state === 'stopping') state = 'stopped';
+      return { InstanceStatuses: [now === 'running' ? { InstanceState: { Name: 'running' }, InstanceStatus: { Status: 'ok' }, SystemStatus: { Status: 'ok' } } : { InstanceState: { Name: now } }] };
+    });
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${STATUS(false)}\nENV=1 JOURNAL=1 CONTAINER=absent\n` });
     const [cut] = await run(['interrupted']);
     expect(cut!.passed).toBe(false);
     expect(cut!.error).toMatch(/in between/);
+    expect(ec2.commandCalls(StopInstancesCommand)[0]!.args[0].input).toEqual({ InstanceIds: ['i-0aaaabbbbccccdddd'], Force: true });
+    expect(order).toEqual(['stop', 'start']);
+    expect(ec2.commandCalls(RebootInstancesCommand)).toHaveLength(0);
     expect(terminated()).toHaveLength(1);
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${STATUS(false)}\nENV=0 JOURNAL=0 CONTAINER=absent\n` });
+    state = 'running';
+    const [clean] = await run(['interrupted']);
+    expect(clean!.error).toBeUndefined();
+    expect(clean!.figures.outcome).toBe('unconfigured');
   });
 
   const failures: [string, () => void, RegExp][] = [

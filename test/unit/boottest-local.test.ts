@@ -4,10 +4,11 @@
 // and the pass/fail rules for configured, firewall and reports.
 import { afterEach, describe, expect, it } from 'vitest';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { SsmDouble } from '../../scripts/lib/ssmdouble.ts';
-import { ImdsDouble } from '../../scripts/lib/imds.ts';
-import { assertConfigured, assertFirewallDelta, bootTestUserData, CONTAINER_PROBE, parseGuestState, runPool, type GuestState } from '../../scripts/lib/boottest.ts';
-import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/bootreport.ts';
+import { SsmDouble } from '../../scripts/lib/boottest/parameter-store-double.ts';
+import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
+import { assertConfigured, assertFirewallDelta, bootTestUserData, CONTAINER_PROBE, parseGuestState, type GuestState } from '../../scripts/lib/boottest/local.ts';
+import { runPool } from '../../scripts/lib/boottest/common.ts';
+import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/boottest/report.ts';
 import { selectScenarios, readManifest } from '../../scripts/boot-test.ts';
 import { parseUserData } from '../../firstboot/src/sources.ts';
 import { execFileSync } from 'node:child_process';

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, ConfigSchema, configHash, loadConfig, mergeLayers, parseSetFlag, readConfigFile } from '../../scripts/lib/config.ts';
-import { parseCli } from '../../scripts/lib/cli.ts';
+import { parseCli } from '../../scripts/lib/cli/args.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 
 function tmpYaml(text: string): string {

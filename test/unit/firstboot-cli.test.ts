@@ -10,7 +10,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { main } from '../../firstboot/src/cli.ts';
 import { forgetSecrets } from '../../firstboot/src/secrets.ts';
-import { ImdsDouble } from '../../scripts/lib/imds.ts';
+import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 
 const TOKEN = 'cli-test-token-0123456789abcdefXYZ';
@@ -63,7 +63,7 @@ describe('configure --non-interactive --root', () => {
     ['a reversed port range', ['--port-range', '52000-51000'], /write the lower port first/],
     ['a too wide range', ['--port-range', '20000-29999'], /spans 10000 ports; at most 1000/],
     ['a bad agent name', ['--agent-name', 'no spaces please'], /--agent-name: The agent name/],
-    ['short tags', ['--tags', 'abc'], /--tags: The tag "abc" is too short/],
+    ['unsafe tags', ['--tags', 'abc,$(id)'], /--tags: The tag "\$\(id\)" may contain only/],
     ['a missing token file', ['--token-file', '/nonexistent/token'], /--token-file \/nonexistent\/token: cannot read it \(ENOENT\)/],
     ['two token sources', ['--token-stdin', '--token-ssm-parameter', '/p'], /exactly one of --token-file/],
     ['a bad SSM name', ['--token-ssm-parameter', 'bad name'], /--token-ssm-parameter: The SSM parameter name/],

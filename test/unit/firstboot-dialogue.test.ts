@@ -49,19 +49,19 @@ describe('prompts (rendered with @inquirer/testing)', () => {
     await expect(answer).resolves.toBe('40000-40099');
   });
 
-  it('defaults the agent name to the hostname given, and refuses short tags', async () => {
+  it('defaults the agent name to the one given, keeps short tags (the agent does) and refuses unsafe ones', async () => {
     const name = await render(input, agentNamePrompt('ip-10-0-0-5'));
     expect(name.getScreen()).toContain('ip-10-0-0-5');
     name.events.keypress('enter');
     await expect(name.answer).resolves.toBe('ip-10-0-0-5');
     const tags = await render(input, tagsPrompt);
-    tags.events.type('edge,eu');
+    tags.events.type('edge,eu,a b');
     tags.events.keypress('enter');
     await tick();
-    expect(tags.getScreen()).toMatch(/"eu" is too short/);
-    for (let i = 0; i < 3; i++) tags.events.keypress('backspace');
+    expect(tags.getScreen()).toMatch(/"a b" may contain only/);
+    for (let i = 0; i < 4; i++) tags.events.keypress('backspace');
     tags.events.keypress('enter');
-    await expect(tags.answer).resolves.toBe('edge');
+    await expect(tags.answer).resolves.toBe('edge,eu');
   });
 });
 

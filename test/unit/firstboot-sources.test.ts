@@ -11,7 +11,7 @@ import {
   type PortRules,
 } from '../../firstboot/src/validate.ts';
 import { ImdsClient, parseUserData, readTokenParameter, SourceError } from '../../firstboot/src/sources.ts';
-import { ImdsDouble } from '../../scripts/lib/imds.ts';
+import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 
 const TOKEN = 'sy-tok-9f8e7d6c5b4a3210ZZYX';
 const rules = (bound: number[] = [], maxWidth = 1000, sshPort = 22): PortRules => ({ maxWidth, sshPort, boundUdpPorts: () => new Set(bound) });
@@ -32,7 +32,13 @@ describe('validation rules', () => {
 
   it('accepts port ranges inside the rules and explains each refusal', () => {
     expect(parsePortRange('51820-51919', rules())).toEqual({ start: 51820, end: 51919 });
-    expect(parsePortRange(' 1024 - 1024 ', rules())).toEqual({ start: 1024, end: 1024 });
+    // The agent's four WireGuard interfaces each take a port from the range: four is the least.
+    expect(parsePortRange('1024-1027', rules())).toEqual({ start: 1024, end: 1027 });
+    expect(parsePortRange('1024-1026', rules())).toMatch(/spans 3 ports; it needs at least 4: the agent opens up to 4 WireGuard interfaces/);
+    expect(parsePortRange('51820-51820', rules())).toMatch(/spans 1 port; it needs at least 4/);
+    // The syntax is one form only: no spaces around the dash, no padding.
+    expect(parsePortRange(' 1024 - 1030 ', rules())).toMatch(/no spaces/);
+    expect(parsePortRange('51820 -51830', rules())).toMatch(/no spaces/);
     expect(parsePortRange('65000-65535', rules())).toEqual({ start: 65000, end: 65535 });
     expect(parsePortRange('51820', rules())).toMatch(/form START-END/);
     expect(parsePortRange('a-b', rules())).toMatch(/form START-END/);
@@ -50,8 +56,11 @@ describe('validation rules', () => {
     expect(parseTags('edge, eu-west-1')).toEqual(['edge', 'eu-west-1']);
     expect(parseTags(['relay01'])).toEqual(['relay01']);
     expect(parseTags('')).toEqual([]);
-    expect(parseTags('edge,eu')).toMatch(/"eu" is too short/);
-    expect(parseTags('abc')).toMatch(/3 characters or fewer/);
+    // The agent keeps every non-empty tag (internal/config/agent.go, syntropy-agent 1.0.0).
+    expect(parseTags('edge,eu')).toEqual(['edge', 'eu']);
+    expect(parseTags('abc')).toEqual(['abc']);
+    expect(parseTags('x'.repeat(65))).toMatch(/1-64 characters/);
+    expect(parseTags('ok,\u001b[31mred')).toMatch(/may contain only/);
     expect(parseTags('good,bad tag')).toMatch(/may contain only/);
     expect(parseTags('edge,edge')).toMatch(/twice/);
     expect(checkAgentName('relay-eu-1')).toBe(true);
@@ -105,7 +114,7 @@ describe('user data', () => {
     ['syntropy:\n  port_range: 50000-50100\n', /token_ssm_parameter \(preferred\) or syntropy\.token is required/],
     [`syntropy:\n  token: ${TOKEN}\n  token_ssm_parameter: /x\n`, /either .* not both/],
     ['syntropy:\n  token: short-one\n', /syntropy\.token: The agent token is too short/],
-    ['syntropy:\n  tags: [ab]\n  token_ssm_parameter: /x\n', /syntropy\.tags: The tag "ab" is too short/],
+    ['syntropy:\n  tags: [a;b]\n  token_ssm_parameter: /x\n', /syntropy\.tags: The tag "a;b" may contain only/],
     ['syntropy:\n  agent_name: "bad name"\n  token_ssm_parameter: /x\n', /syntropy\.agent_name/],
     ['syntropy:\n  token_ssm_parameter: "bad name"\n', /token_ssm_parameter/],
     ['syntropy: {token: [unclosed\n', /not valid YAML or JSON/],

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImdsDouble, imdsNetdev } from '../../scripts/lib/imds.ts';
+import { ImdsDouble, imdsNetdev } from '../../scripts/lib/guest/imds-double.ts';
 
 const imds = new ImdsDouble({ instanceId: 'i-0123456789abcdef0', publicKeys: { build: 'ssh-ed25519 AAAAC3 build' }, maxTokenTtl: 60 });
 let base = '';

@@ -1,44 +1,37 @@
+// The build manifest and the other files handed between steps: each is written by its real
+// writer here and read back by every reader with its contract; bad or old files fail naming the
+// file and the field.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildManifest, parsePackages } from '../../scripts/lib/manifest.ts';
+import { parsePackages } from '../../scripts/lib/bake/manifest.ts';
+import { readManifest } from '../../scripts/boot-test.ts';
+import { reportProblems, sourceOf } from '../../scripts/lib/release/publish.ts';
+import { BuildManifestSchema, amis, localImage } from '../../contracts/build-manifest.ts';
+import { ContractError, readJsonContract } from '../../contracts/parse.ts';
+import { parseAgentImageLock, formatAgentImageLock } from '../../contracts/agent-image-lock.ts';
+import { formatFirstbootConf, parseFirstbootConf } from '../../contracts/firstboot-conf.ts';
+import { amisOfArtifact } from '../../contracts/packer-manifest.ts';
+import { firstbootConf } from '../../scripts/lib/bake/firstboot-stage.ts';
 import { loadConfig } from '../../scripts/lib/config.ts';
-
-const ID = `sha256:${'e'.repeat(64)}`;
-
-function fixtureDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'manifest-'));
-  writeFileSync(join(d, 'packages.tsv'), 'docker.io\t26.1.5+dfsg1-9\tamd64\nnodejs\t20.19.2+dfsg-1\tamd64\n');
-  writeFileSync(join(d, 'kernel.txt'), 'running=6.12.118+deb13-cloud-amd64\nlinux-image-cloud-amd64=6.12.118-1\n');
-  writeFileSync(join(d, 'os-release'), 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_ID="13"\n');
-  writeFileSync(join(d, 'agent-image.lock'), `# comment\nAGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${ID}\nAGENT_IMAGE_ID=${ID}\nAGENT_IMAGE_SOURCE=archive\n`);
-  writeFileSync(join(d, 'rootfs.json'), '{"used_bytes": 924000000, "size_bytes": 8300000000}\n');
-  return d;
-}
+import { readImageSettings } from '../../firstboot/src/image-settings.ts';
+import { paths } from '../../firstboot/src/state.ts';
+import { buildOutput, IMAGE_ID } from '../helpers/build-output.ts';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { REPO } from '../../scripts/lib/paths.ts';
 
 describe('build manifest', () => {
-  it('records packages, kernel, OS, agent image, config hash, git sha and durations', () => {
-    const { config, hash } = loadConfig({});
-    const m = buildManifest({
-      cfg: config,
-      configHash: hash,
-      ctx: { buildId: 'b1', buildTime: 't', gitSha: 'abc', manifestDir: '', firstbootDir: '', hardeningDir: '', agent: { ref: 'r', digest: ID, archive: '' } },
-      flavor: { version: '1.6.6', modern: false },
-      baseImage: { kind: 'local-base-disk', sha256: 'f' },
-      outputs: { qcow2: '/x.qcow2' },
-      durations: { packer: 300, total: 320 },
-      dir: fixtureDir(),
-    });
+  it('records packages, kernel, OS, agent image, config hash, git sha, durations and compliance', () => {
+    const { manifest: m } = buildOutput('local');
     expect(m).toMatchObject({
-      build_id: 'b1',
-      git_sha: 'abc',
-      config_sha256: hash,
+      build_id: '20260101T120000Z',
       os: { pretty_name: 'Debian GNU/Linux 13 (trixie)', version_id: '13' },
       kernel: { running: '6.12.118+deb13-cloud-amd64', 'linux-image-cloud-amd64': '6.12.118-1' },
-      agent_image: { AGENT_IMAGE_REF: 'syntropy-agent-test-double:local', AGENT_IMAGE_ID: ID, AGENT_IMAGE_SOURCE: 'archive' },
+      agent_image: { ref: 'syntropy-agent-test-double:local', id: IMAGE_ID, source: 'archive' },
       rootfs: { used_bytes: 924000000 },
       durations_s: { packer: 300, total: 320 },
+      compliance: { passed: true },
     });
     expect(m.packages).toEqual([
       { name: 'docker.io', version: '26.1.5+dfsg1-9', arch: 'amd64' },
@@ -46,7 +39,81 @@ describe('build manifest', () => {
     ]);
   });
 
+  it('is read back by boot-test and publish exactly as the build wrote it (aws: region -> AMI map)', () => {
+    const out = buildOutput('aws', { region: 'eu-west-1', reports: true });
+    const { manifest, cfg } = readManifest(out.manifestPath);
+    expect(amis(manifest)).toEqual({ 'eu-west-1': 'ami-0123456789abcdef0' });
+    expect(cfg.aws.region).toBe('eu-west-1');
+    expect(sourceOf(manifest, 'eu-west-1')).toEqual({ region: 'eu-west-1', imageId: 'ami-0123456789abcdef0' });
+    expect(reportProblems(out.dir)).toEqual([]);
+    expect(localImage(readManifest(buildOutput('local').manifestPath).manifest)).toMatch(/\.qcow2$/);
+  });
+
+  it('refuses an AMI list (the shape the aws boot test once read), naming the file and field', () => {
+    const out = buildOutput('aws');
+    const raw = JSON.parse(readFileSync(out.manifestPath, 'utf8')) as { outputs: unknown };
+    raw.outputs = { amis: [{ region: 'us-east-1', ami: 'ami-0123456789abcdef0' }] };
+    writeFileSync(out.manifestPath, JSON.stringify(raw));
+    expect(() => readJsonContract(BuildManifestSchema, out.manifestPath)).toThrow(ContractError);
+    expect(() => readManifest(out.manifestPath)).toThrow(new RegExp(`${out.manifestPath.replaceAll('/', '\\/')}: outputs`));
+  });
+
+  it('refuses an old or foreign file: schema, missing fields, a local build claiming AMIs', () => {
+    const out = buildOutput('local');
+    const raw = JSON.parse(readFileSync(out.manifestPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(out.manifestPath, JSON.stringify({ ...raw, schema: 2 }));
+    expect(() => readManifest(out.manifestPath)).toThrow(/schema: Invalid literal value, expected 1/);
+    writeFileSync(out.manifestPath, JSON.stringify({ ...raw, outputs: { amis: { 'us-east-1': 'ami-0123456789abcdef0' } } }));
+    expect(() => readManifest(out.manifestPath)).toThrow(/outputs: a local build records qcow2/);
+    const { agent_image: _a, ...noLock } = raw;
+    writeFileSync(out.manifestPath, JSON.stringify(noLock));
+    expect(() => readManifest(out.manifestPath)).toThrow(/agent_image: Required/);
+    writeFileSync(out.manifestPath, '{');
+    expect(() => readManifest(out.manifestPath)).toThrow(/not valid JSON/);
+  });
+
+  it('the committed aws fixture is what the writer produces (it cannot drift)', () => {
+    const fixture = readJsonContract(BuildManifestSchema, join(REPO, 'test/fixtures/aws-build-manifest.json'));
+    const written = buildOutput('aws').manifest;
+    expect({ ...fixture, config: null, durations_s: null }).toEqual({ ...written, config: null, durations_s: null });
+  });
+
+  it('reads Packer amazon-ebs artifact IDs as region -> AMI', () => {
+    expect(amisOfArtifact('us-east-1:ami-0123456789abcdef0,eu-west-1:ami-0fedcba9876543210', 'm.json')).toEqual({ 'us-east-1': 'ami-0123456789abcdef0', 'eu-west-1': 'ami-0fedcba9876543210' });
+    expect(() => amisOfArtifact('/out/image.qcow2', 'm.json')).toThrow(/m.json: artifact_id/);
+  });
+
   it('refuses a malformed package line', () => {
     expect(() => parsePackages('justaname\n')).toThrow(/malformed package line/);
+  });
+});
+
+describe('agent image lock', () => {
+  const lock = { ref: 'syntropy-agent-test-double:local', digest: IMAGE_ID, id: IMAGE_ID, source: 'archive' as const };
+  it('round-trips through its writer and reader', () => {
+    expect(parseAgentImageLock(formatAgentImageLock(lock, 'test'), 'f')).toEqual(lock);
+  });
+  it('names the file and the key of a bad or missing value', () => {
+    const text = formatAgentImageLock(lock, 'test').replace(/AGENT_IMAGE_ID=.*/, 'AGENT_IMAGE_ID=latest');
+    expect(() => parseAgentImageLock(text, '/etc/syntropy/agent-image.lock')).toThrow(/\/etc\/syntropy\/agent-image.lock: AGENT_IMAGE_ID: sha256:<64 hex>/);
+    expect(() => parseAgentImageLock('AGENT_IMAGE_REF=x\n', 'L')).toThrow(/AGENT_IMAGE_DIGEST: Required/);
+  });
+  it('refuses values that cannot be written as KEY=value lines', () => {
+    expect(() => formatAgentImageLock({ ...lock, ref: 'a\nAGENT_IMAGE_ID=x' }, 'c')).toThrow();
+  });
+});
+
+describe('firstboot.conf', () => {
+  it('is written from the build config and read by first boot with the same values', () => {
+    const { config } = loadConfig({ overrides: [{ ssh: { port: 2222 }, firstboot: { default_port_range: '40000-40099', max_port_range_width: 500 } }] });
+    const root = mkdtempSync(join(tmpdir(), 'fbconf-'));
+    mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
+    writeFileSync(join(root, 'etc/syntropy/firstboot.conf'), firstbootConf(config));
+    expect(readImageSettings(paths(root))).toEqual({ sshPort: 2222, defaultPortRange: '40000-40099', maxRangeWidth: 500, networkApi: 'none' });
+  });
+  it('falls back to the defaults without a file, and refuses a default range the rule refuses', () => {
+    expect(parseFirstbootConf(null, 'f').DEFAULT_PORT_RANGE).toBe('51820-51919');
+    expect(() => parseFirstbootConf('DEFAULT_PORT_RANGE=51820-51821\n', '/etc/syntropy/firstboot.conf')).toThrow(/firstboot.conf: DEFAULT_PORT_RANGE: .*at least 4/);
+    expect(() => formatFirstbootConf({ SSH_PORT: 51830, DEFAULT_PORT_RANGE: '51820-51919' })).toThrow(/SSH port/);
   });
 });

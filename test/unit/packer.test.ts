@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadConfig } from '../../scripts/lib/config.ts';
-import { packerVars, parsePackerVersion, provisionerEnv, stageTemplates, stripModernOnly, type BuildContext } from '../../scripts/lib/packer.ts';
+import { packerVars, parsePackerVersion, provisionerEnv, provisionerValues, PROVISIONER_VARS, stageTemplates, stripModernOnly, type BuildContext } from '../../scripts/lib/bake/packer.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -74,16 +74,28 @@ describe('config -> Packer variables', () => {
     });
   });
 
-  it('hands the same values to provisioners as environment, and nothing secret', () => {
-    const { config } = loadConfig({ overrides: [{ docker: { log_max_size: '20m' }, agent: { network_api: 'docker' }, hardening: { enabled: false } }] });
+  it('hands each provisioner only the values it reads, and nothing secret', () => {
+    const { config } = loadConfig({ overrides: [{ docker: { log_max_size: '20m' }, hardening: { enabled: false } }] });
     const env = provisionerEnv(config, ctx());
-    expect(env).toContain('DOCKER_LOG_MAX_SIZE=20m');
-    expect(env).toContain('DOCKER_ADDRESS_POOLS=[{"base":"172.30.0.0/16","size":24}]');
-    expect(env).toContain('AGENT_NETWORK_API=docker');
-    expect(env).toContain(`AGENT_DIGEST=${DIGEST}`);
-    expect(env).toContain('HARDENING_ENABLED=false');
-    expect(env.join('\n')).not.toMatch(/TOKEN/i);
+    expect(env['install-docker.sh']).toEqual(['DOCKER_ADDRESS_POOLS=[{"base":"172.30.0.0/16","size":24}]', 'DOCKER_LOG_MAX_SIZE=20m', 'DOCKER_LOG_MAX_FILE=3']);
+    expect(env['preload-agent.sh']).toContain(`AGENT_DIGEST=${DIGEST}`);
+    expect(env['harden.sh']).toContain('HARDENING_ENABLED=false');
+    expect(env['validate.sh']).toEqual([]);
+    expect(JSON.stringify(env)).not.toMatch(/TOKEN/i);
     expect(packerVars(config, ctx()).provisioner_env).toEqual(env);
+  });
+
+  it('the table of provisioner variables is what each script really reads, and every script runs', () => {
+    const hcl = readFileSync(join(REPO, 'packer/build.pkr.hcl'), 'utf8');
+    const known = new Set(Object.keys(provisionerValues(loadConfig({}).config, ctx())));
+    for (const [script, vars] of Object.entries(PROVISIONER_VARS)) {
+      const text = readFileSync(join(REPO, 'packer/provisioners', script), 'utf8');
+      const used = [...new Set([...text.matchAll(/\$\{?([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!).filter((v) => known.has(v)))].sort();
+      expect(used, script).toEqual([...vars].sort());
+      expect(hcl, `${script} has its own provisioner with its own environment`).toContain(`environment_vars = var.provisioner_env["${script}"]\n    script           = "\${var.repo_root}/packer/provisioners/${script}"`);
+    }
+    const scripts = readdirSync(join(REPO, 'packer/provisioners')).filter((f) => f.endsWith('.sh'));
+    expect(scripts.filter((s) => !(s in PROVISIONER_VARS)).sort()).toEqual([]);
   });
 
   it('refuses the local target without a local context', () => {

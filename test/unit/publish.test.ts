@@ -21,9 +21,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfig, type Config } from '../../scripts/lib/config.ts';
-import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/publish.ts';
-import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/retention.ts';
-import { awsCall } from '../../scripts/lib/awscall.ts';
+import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/release/publish.ts';
+import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/release/retention.ts';
+import { awsCall } from '../../scripts/lib/aws-call.ts';
+import { writeReport } from '../../scripts/lib/compliance.ts';
+import { bootReport, writeBootReport } from '../../scripts/lib/boottest/report.ts';
+import { buildReport } from '../../hardening/report.ts';
+import { passingReport } from '../helpers/build-output.ts';
 
 const REGIONS = ['us-east-1', 'eu-west-1', 'eu-central-1'];
 let ec2: Record<string, { client: EC2Client; mock: AwsClientStub<EC2Client> }>;
@@ -60,11 +64,15 @@ const goodImage = (id: string, snap: string, state = 'available'): Image => ({
   BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: snap } }],
 });
 
-function buildDir(reports: { compliance?: unknown; boot?: unknown } = { compliance: { passed: true }, boot: { passed: true } }): string {
+/** A build folder whose reports come from their real writers; `compliance: false` makes it fail. */
+function buildDir(reports: { compliance?: boolean; boot?: boolean } = { compliance: true, boot: true }): string {
   const d = mkdtempSync(join(tmpdir(), 'publish-'));
   mkdirSync(join(d, 'reports'));
-  if (reports.compliance !== undefined) writeFileSync(join(d, 'reports/compliance.json'), JSON.stringify(reports.compliance));
-  if (reports.boot !== undefined) writeFileSync(join(d, 'reports/boot-test.json'), JSON.stringify(reports.boot));
+  if (reports.compliance !== undefined) {
+    const r = passingReport();
+    writeReport(join(d, 'reports'), 'compliance', reports.compliance ? r : buildReport(r.results.map((x) => ({ ...x, result: 'FAIL' as const })), { phase: 'p', target: 't', mode: 'offline', probeMs: 0, totalMs: 0, roundTrips: 1 }));
+  }
+  if (reports.boot !== undefined) writeBootReport(join(d, 'reports'), bootReport('20260101T000000Z', 'aws', [{ name: 'user-data', passed: reports.boot, ms: 1, steps: [], figures: {} }], ['user-data']));
   return d;
 }
 
@@ -113,7 +121,7 @@ describe('publish', () => {
   });
 
   it('refuses without passing reports and calls no AWS API; --force proceeds and records why', async () => {
-    const dir = buildDir({ compliance: { passed: false } });
+    const dir = buildDir({ compliance: false });
     await expect(publish(manifest, cfg({ regions: [] }), dir, { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(
       /refusing to publish build 20260101T000000Z: compliance report is not passing .*; boot-test report is missing/,
     );
@@ -179,7 +187,7 @@ describe('publish', () => {
   });
 
   it('refuses a local build manifest', () => {
-    expect(() => planLines({ ...manifest, target: 'local', outputs: { qcow2: '/x' } }, cfg(), buildDir(), false)).toThrow(/local build with no AMI/);
+    expect(() => planLines({ ...manifest, target: 'local', outputs: { qcow2: '/x', qcow2_bytes: 1 } }, cfg(), buildDir(), false)).toThrow(/local build with no AMI/);
     expect(reportProblems('/nonexistent')).toHaveLength(2);
   });
 });
@@ -256,7 +264,7 @@ describe('npm run publish -- --dry-run (real process, no AWS credentials)', () =
       { cwd: REPO, encoding: 'utf8', env: { ...env, AWS_EC2_METADATA_DISABLED: 'true' } },
     );
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain('publish syntropy-agent-debian13 1.0.0 (build 20260101T120000Z) from ami-0123456789abcdef0 in us-east-1');
+    expect(r.stdout).toContain('publish syntropy-agent-debian13 0.1.0 (build 20260101T120000Z) from ami-0123456789abcdef0 in us-east-1');
     expect(r.stdout).toMatch(/WOULD REFUSE: compliance report is missing/);
     expect(r.stdout).toMatch(/eu-west-1: CopyImage from us-east-1/);
   }, 30_000);

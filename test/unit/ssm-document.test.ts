@@ -9,29 +9,43 @@ import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
 import { REPO } from '../../scripts/lib/paths.ts';
 import { ConfigSchema } from '../../scripts/lib/config.ts';
+import { DEFAULT_PORT_RANGE, PORT_RANGE_PATTERN, TAG_PATTERN } from '../../firstboot/src/validate.ts';
 
 interface Param {
   type: string;
   default?: string;
   allowedPattern?: string;
   allowedValues?: string[];
+  interpolationType?: string;
 }
 interface Doc {
   schemaVersion: string;
   parameters: Record<string, Param>;
-  mainSteps: { action: string; inputs: { interpolationType: string; runCommand: string[] } }[];
+  mainSteps: { action: string; inputs: Record<string, unknown> & { runCommand: string[] } }[];
 }
 
 const doc = parse(readFileSync(join(REPO, 'firstboot/ssm/SyntropyConfigureAgent.yaml'), 'utf8')) as Doc;
 
-function runDocument(params: Record<string, string>): { code: number; argv: string[] } {
+/**
+ * Runs the document's script as SSM Agent would (AWS Systems Manager user guide, "Data elements
+ * and parameters" and "Troubleshooting parameter handling issues"): {{ Name }} in the script is
+ * replaced by the value; an agent >= 3.3.2746.0 also exports SSM_<Name> for each *parameter*
+ * whose interpolationType is ENV_VAR; an older agent exports nothing.
+ */
+function runDocument(params: Record<string, string>, agent: 'current' | 'old' = 'current'): { code: number; argv: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'ssm-doc-'));
   const stub = join(dir, 'syntropy-firstboot');
   writeFileSync(stub, `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done > ${dir}/argv\n`);
   chmodSync(stub, 0o755);
-  const script = doc.mainSteps[0]!.inputs.runCommand.join('\n').replaceAll('/usr/sbin/syntropy-firstboot', stub);
+  const value = (k: string) => params[k] ?? doc.parameters[k]?.default ?? '';
+  const script = doc.mainSteps[0]!.inputs.runCommand
+    .join('\n')
+    .replace(/\{\{\s*(\w+)\s*\}\}/g, (_m, k: string) => value(k))
+    .replaceAll('/usr/sbin/syntropy-firstboot', stub);
   const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
-  for (const [k, p] of Object.entries(doc.parameters)) env[`SSM_${k}`] = params[k] ?? p.default ?? '';
+  if (agent === 'current') {
+    for (const [k, p] of Object.entries(doc.parameters)) if (p.interpolationType === 'ENV_VAR') env[`SSM_${k}`] = value(k);
+  }
   const r = spawnSync('sh', ['-c', script], { env, encoding: 'utf8' });
   let argv: string[] = [];
   try {
@@ -43,13 +57,40 @@ function runDocument(params: Record<string, string>): { code: number; argv: stri
 }
 
 describe('SSM document SyntropyConfigureAgent', () => {
-  it('is a schema 2.2 Command document passing parameters as environment variables', () => {
+  it('is a schema 2.2 Command document whose every parameter is ENV_VAR-interpolated (a parameter property, not a step input)', () => {
     expect(doc.schemaVersion).toBe('2.2');
     expect(doc.mainSteps).toHaveLength(1);
     expect(doc.mainSteps[0]!.action).toBe('aws:runShellScript');
-    expect(doc.mainSteps[0]!.inputs.interpolationType).toBe('ENV_VAR');
-    // No {{ }} interpolation into the script: values arrive only as $SSM_* variables.
-    expect(doc.mainSteps[0]!.inputs.runCommand.join('\n')).not.toMatch(/\{\{/);
+    expect(doc.mainSteps[0]!.inputs).not.toHaveProperty('interpolationType');
+    for (const [name, p] of Object.entries(doc.parameters)) expect(p.interpolationType, name).toBe('ENV_VAR');
+  });
+
+  it('uses {{ }} only in the documented fallback for older agents, quoted, for parameters whose constraint excludes shell syntax', () => {
+    const lines = doc.mainSteps[0]!.inputs.runCommand;
+    for (const line of lines.filter((l) => l.includes('{{'))) {
+      const m = /^if \[ -z "\$\{SSM_(\w+)\+x\}" \]; then export SSM_\1="\{\{(\w+)\}\}"; fi$/.exec(line);
+      expect(m, line).not.toBeNull();
+      expect(m![1]).toBe(m![2]);
+      const p = doc.parameters[m![1]!]!;
+      const allowed = p.allowedValues ?? [];
+      for (const bad of ['"', '$(id)', '`id`', 'a b', 'a;b', '\\']) {
+        if (p.allowedPattern) expect(new RegExp(p.allowedPattern).test(bad), `${m![1]} accepts ${bad}`).toBe(false);
+        else expect(allowed).not.toContain(bad);
+      }
+    }
+    expect(Object.keys(doc.parameters).every((k) => lines.some((l) => l.includes(`{{${k}}}`)))).toBe(true);
+  });
+
+  it('hands over the same arguments on current and older SSM Agents', () => {
+    const params = { TokenParameterName: '/t', PortRange: '40000-40010', AgentName: 'relay-1', Tags: 'edge,core', Mode: 'reconfigure' };
+    expect(runDocument(params, 'old')).toEqual(runDocument(params, 'current'));
+    expect(runDocument(params, 'old').code).toBe(0);
+  });
+
+  it('checks the port range with first boot\'s own rule: its pattern is the rule\'s syntax, its default the rule\'s default', () => {
+    expect(doc.parameters.PortRange!.allowedPattern).toBe(PORT_RANGE_PATTERN);
+    expect(doc.parameters.PortRange!.default).toBe(DEFAULT_PORT_RANGE);
+    expect(doc.parameters.Tags!.allowedPattern).toBe(`^$|^${TAG_PATTERN}(,${TAG_PATTERN})*$`);
   });
 
   it('constrains every parameter, and every default satisfies its own pattern', () => {

@@ -22,7 +22,7 @@ async function startAndSignal(signal: NodeJS.Signals): Promise<{ code: number | 
   const script = join(dir, 'guests.mts');
   writeFileSync(
     script,
-    `import { LocalVm } from ${JSON.stringify(join(REPO, 'scripts/lib/vm.ts'))};
+    `import { LocalVm } from ${JSON.stringify(join(REPO, 'scripts/lib/guest/vm.ts'))};
 const vms = [0, 1].map(() => new LocalVm({ image: '/nonexistent.qcow2', accel: 'tcg', overlay: false }));
 for (const vm of vms) await vm.start();
 process.stdout.write(vms.map((v) => v.dir).join(' ') + '\\n');

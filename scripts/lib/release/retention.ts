@@ -8,8 +8,8 @@ import {
   DescribeInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import type { Config } from './config.ts';
-import { awsCall, type RetryOptions } from './awscall.ts';
+import type { Config } from '../config.ts';
+import { awsCall, type RetryOptions } from '../aws-call.ts';
 import { defaultClients, type Clients } from './publish.ts';
 
 export interface ImageInfo {

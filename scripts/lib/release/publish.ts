@@ -2,7 +2,7 @@
 // and then say so in the publish manifest), check the Marketplace rules readable from AWS, copy to
 // the configured regions (reusing copies a previous run made), tag, grant launch permissions,
 // share with the Marketplace account, and record the AMI ID per region in Parameter Store.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CopyImageCommand,
@@ -16,15 +16,15 @@ import {
   type LaunchPermission,
 } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { Config } from './config.ts';
-import { awsCall, type RetryOptions } from './awscall.ts';
+import type { Config } from '../config.ts';
+import { awsCall, type RetryOptions } from '../aws-call.ts';
+import { amis, type BuildManifest } from '../../../contracts/build-manifest.ts';
+import type { PublishManifest, RegionResult } from '../../../contracts/publish-manifest.ts';
+import { ComplianceReportSchema } from '../../../contracts/compliance-report.ts';
+import { BootTestReportSchema } from '../../../contracts/boot-report.ts';
+import { readJsonContract } from '../../../contracts/parse.ts';
 
-export interface BuildManifestLike {
-  build_id: string;
-  target: string;
-  image: { name: string; version: string };
-  outputs: { amis?: Record<string, string>; qcow2?: string };
-}
+export type BuildManifestLike = Pick<BuildManifest, 'build_id' | 'target' | 'image' | 'outputs'>;
 
 export interface Clients {
   ec2(region: string): EC2Client;
@@ -47,26 +47,7 @@ export interface PublishOptions {
   now?: () => Date;
 }
 
-export interface RegionResult {
-  imageId: string;
-  snapshotIds: string[];
-  copied: 'built' | 'reused' | 'new';
-}
-
-export interface PublishManifest {
-  schema: 1;
-  build_id: string;
-  image: { name: string; version: string };
-  published_at: string;
-  forced: { reasons: string[] } | null;
-  source: { region: string; image_id: string };
-  regions: Record<string, RegionResult>;
-  launch_accounts: string[];
-  public: boolean;
-  marketplace_account: string | null;
-  ssm_parameters: string[];
-  next_step: string;
-}
+export type { PublishManifest, RegionResult };
 
 /** Problems with the reports next to the build manifest; empty when both exist and pass. */
 export function reportProblems(buildDir: string): string[] {
@@ -81,25 +62,26 @@ export function reportProblems(buildDir: string): string[] {
       continue;
     }
     try {
-      const r = JSON.parse(readFileSync(path, 'utf8')) as { passed?: unknown };
-      if (r.passed !== true) problems.push(`${name} report is not passing (${file}: passed=${JSON.stringify(r.passed)})`);
-    } catch {
-      problems.push(`${name} report is not valid JSON (${file})`);
+      const r = readJsonContract(name === 'compliance' ? ComplianceReportSchema : BootTestReportSchema, path);
+      if (!r.passed) problems.push(`${name} report is not passing (${file}: passed=false)`);
+    } catch (e) {
+      problems.push(`${name} report is unreadable: ${(e as Error).message}`);
     }
   }
   return problems;
 }
 
 export function sourceOf(m: BuildManifestLike, buildRegion: string): { region: string; imageId: string } {
-  if (m.target !== 'aws' || !m.outputs.amis || Object.keys(m.outputs.amis).length === 0) {
+  const built = amis(m);
+  if (m.target !== 'aws' || Object.keys(built).length === 0) {
     throw new Error(`build ${m.build_id} is a ${m.target} build with no AMI; publish needs the manifest of an aws build`);
   }
-  const region = m.outputs.amis[buildRegion] ? buildRegion : Object.keys(m.outputs.amis)[0]!;
-  return { region, imageId: m.outputs.amis[region]! };
+  const region = built[buildRegion] ? buildRegion : Object.keys(built)[0]!;
+  return { region, imageId: built[region]! };
 }
 
 export function targetRegions(m: BuildManifestLike, cfg: Config, sourceRegion: string): string[] {
-  return [...new Set([sourceRegion, ...Object.keys(m.outputs.amis ?? {}), ...cfg.publish.regions])];
+  return [...new Set([sourceRegion, ...Object.keys(amis(m)), ...cfg.publish.regions])];
 }
 
 /** The plan, computed from the manifest and config alone (what --dry-run prints). */
@@ -111,7 +93,7 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
   if (problems.length > 0) lines.push(force ? `FORCED despite: ${problems.join('; ')}` : `WOULD REFUSE: ${problems.join('; ')} (use --force to override; it is recorded)`);
   lines.push(`${src.region}: check Marketplace rules on ${src.imageId} (HVM, EBS, x86_64/arm64, ENA, IMDSv2-only, unencrypted snapshots)`);
   for (const r of regions) {
-    if (m.outputs.amis?.[r]) lines.push(`${r}: use ${m.outputs.amis[r]} (made by the build)`);
+    if (amis(m)[r]) lines.push(`${r}: use ${amis(m)[r]} (made by the build)`);
     else lines.push(`${r}: CopyImage from ${src.region} unless a copy tagged syntropy:build-id=${m.build_id} exists; wait until available`);
     lines.push(`${r}: CreateTags on the image and its snapshots`);
     if (cfg.publish.launch_accounts.length > 0 || cfg.publish.public) {
@@ -173,7 +155,7 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   const results: Record<string, RegionResult> = {};
   const pending: Record<string, string> = {};
   for (const r of regions) {
-    const known = m.outputs.amis?.[r];
+    const known = amis(m)[r];
     if (known) {
       results[r] = { imageId: known, snapshotIds: [], copied: 'built' };
       continue;

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
-import type { Config } from './config.ts';
-import { info } from './log.ts';
-import { REPO, cacheRoot, inputsHash, readListFile, sha256File } from './paths.ts';
-import { requireBinaries } from './tools.ts';
+import type { Config } from '../config.ts';
+import { info } from '../cli/log.ts';
+import { REPO, cacheRoot, inputsHash, readListFile, sha256File } from '../paths.ts';
+import { requireBinaries } from './preflight.ts';
 
 const BUILDER_REVISION = '1';
 export const AGENT_DOUBLE_REPO = 'syntropy-agent-test-double';
@@ -40,7 +40,7 @@ export function imageConfig(layerDiffId: string, created: string): Record<string
       },
     },
     rootfs: { type: 'layers', diff_ids: [layerDiffId] },
-    history: [{ created, created_by: 'scripts/lib/agentdouble.ts (mmdebstrap, Debian packages)' }],
+    history: [{ created, created_by: 'scripts/lib/bake/agent-double.ts (mmdebstrap, Debian packages)' }],
   };
 }
 

@@ -5,8 +5,8 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { release } from 'node:os';
-import { info } from './log.ts';
-import { cacheRoot } from './paths.ts';
+import { info } from '../cli/log.ts';
+import { cacheRoot } from '../paths.ts';
 
 export type Accelerator = 'kvm' | 'tcg';
 

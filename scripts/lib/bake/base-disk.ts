@@ -4,10 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
-import type { Config } from './config.ts';
-import { info } from './log.ts';
-import { requireBinaries, requireFreeSpace } from './tools.ts';
-import { REPO, cacheRoot, inputsHash, readListFile, sha256File } from './paths.ts';
+import type { Config } from '../config.ts';
+import { info } from '../cli/log.ts';
+import { requireBinaries, requireFreeSpace } from './preflight.ts';
+import { REPO, cacheRoot, inputsHash, readListFile, sha256File } from '../paths.ts';
 /** Bump when the assembly below changes in a way the inputs do not show. */
 const BUILDER_REVISION = '2';
 

@@ -1,7 +1,7 @@
 // EC2 calls the build makes around Packer: checking the source AMI filter before starting, and,
 // with Packer 1.6 (whose amazon-ebs cannot register IMDSv2-only AMIs), setting it afterwards.
 import { DescribeImagesCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
-import type { Config } from './config.ts';
+import type { Config } from '../config.ts';
 
 export interface SourceAmi {
   imageId: string;
@@ -37,17 +37,6 @@ export async function findSourceAmi(cfg: Config, client = new EC2Client({ region
   images.sort((a, b) => (a.CreationDate! < b.CreationDate! ? 1 : -1));
   const newest = images[0]!;
   return { imageId: newest.ImageId!, name: newest.Name ?? '', creationDate: newest.CreationDate! };
-}
-
-/** Parses Packer's amazon-ebs artifact id "us-east-1:ami-1,eu-west-1:ami-2". */
-export function parseAmiArtifact(artifactId: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of artifactId.split(',')) {
-    const m = /^([a-z0-9-]+):(ami-[0-9a-f]+)$/.exec(part.trim());
-    if (!m) throw new Error(`unexpected amazon-ebs artifact id part ${JSON.stringify(part)}`);
-    out[m[1]!] = m[2]!;
-  }
-  return out;
 }
 
 /** Marks each AMI IMDSv2-only (irreversible on EC2, as Marketplace expects). */

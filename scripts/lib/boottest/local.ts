@@ -2,68 +2,16 @@
 // copy-on-write overlay (QEMU, IMDSv2 double, restrict=on so nothing but the doubles is
 // reachable) and checks what an operator or automation would rely on.
 import { randomBytes } from 'node:crypto';
-import { LocalVm, SSM_DOUBLE_ADDR } from './vm.ts';
-import type { Accelerator } from './qemu.ts';
-import { SsmDouble } from './ssmdouble.ts';
-import { TerminalSession } from './pty.ts';
-import type { InstanceRole } from './imds.ts';
-import { SshHost } from '../../hardening/host.ts';
-import { runChecks } from '../../hardening/runner.ts';
-import { buildReport, type Report } from '../../hardening/report.ts';
-import type { CatalogEntry } from '../../hardening/catalog.ts';
-
-export interface StepRecord {
-  name: string;
-  ms: number;
-  ok: boolean;
-  detail?: string;
-}
-
-export interface ScenarioResult {
-  name: string;
-  passed: boolean;
-  ms: number;
-  steps: StepRecord[];
-  error?: string;
-  figures: Record<string, number | string>;
-  compliance?: Report;
-}
-
-export class Recorder {
-  readonly steps: StepRecord[] = [];
-  readonly figures: Record<string, number | string> = {};
-  /** The compliance report a scenario produced, attached to its result. */
-  report?: Report;
-  constructor(
-    readonly scenario: string,
-    private readonly log: (line: string) => void,
-  ) {}
-
-  async step<T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string): Promise<T> {
-    const t0 = Date.now();
-    this.log(`[${this.scenario}] ${name} ...`);
-    try {
-      const v = await fn();
-      const d = detail?.(v);
-      this.steps.push({ name, ms: Date.now() - t0, ok: true, ...(d ? { detail: d } : {}) });
-      this.log(`[${this.scenario}] ${name}: ok (${((Date.now() - t0) / 1000).toFixed(1)}s)${d ? ` ${d}` : ''}`);
-      return v;
-    } catch (e) {
-      this.steps.push({ name, ms: Date.now() - t0, ok: false, detail: (e as Error).message });
-      this.log(`[${this.scenario}] ${name}: FAILED: ${(e as Error).message.split('\n')[0]}`);
-      throw e;
-    }
-  }
-}
-
-export function check(ok: boolean, message: string): void {
-  if (!ok) throw new Error(message);
-}
-
-/** A token in the agent's format, made for this run; it must never show up outside agent.env. */
-export function testToken(): string {
-  return `boot-test-${randomBytes(18).toString('base64url')}`;
-}
+import { check, recordScenario, Recorder, syntropyUserData, testToken, TEST_RANGE, USER_DATA_RANGE, type ScenarioResult } from './common.ts';
+import { LocalVm, SSM_DOUBLE_ADDR } from '../guest/vm.ts';
+import type { Accelerator } from '../guest/qemu.ts';
+import { SsmDouble } from './parameter-store-double.ts';
+import { TerminalSession } from '../guest/pty.ts';
+import type { InstanceRole } from '../guest/imds-double.ts';
+import { SshHost } from '../../../hardening/host.ts';
+import { runChecks } from '../../../hardening/runner.ts';
+import { buildReport } from '../../../hardening/report.ts';
+import type { CatalogEntry } from '../../../hardening/catalog.ts';
 
 export interface GuestState {
   env: string;
@@ -221,8 +169,8 @@ export interface LocalBootContext {
   memoryMib: number;
 }
 
-const RANGE = '51820-51830';
-const UD_RANGE = '51900-51910';
+const RANGE = TEST_RANGE;
+const UD_RANGE = USER_DATA_RANGE;
 const PARAM = '/syntropy/boot-test/agent-token';
 
 function role(): InstanceRole {
@@ -237,10 +185,7 @@ export function bootTestUserData(param: string, range: string): string {
     '# first boot starts; the unit reads /run/syntropy-firstboot.env when it starts.',
     'bootcmd:',
     `  - [sh, -c, 'echo AWS_ENDPOINT_URL_SSM=http://${SSM_DOUBLE_ADDR} > /run/syntropy-firstboot.env']`,
-    'syntropy:',
-    `  token_ssm_parameter: ${param}`,
-    `  port_range: "${range}"`,
-    '  tags: [boot-test]',
+    ...syntropyUserData(param, range),
     '',
   ].join('\n');
 }
@@ -490,27 +435,6 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
   },
 };
 
-export async function runScenario(name: string, fn: ScenarioFn, ctx: LocalBootContext): Promise<ScenarioResult> {
-  const rec = new Recorder(name, ctx.log);
-  const t0 = Date.now();
-  try {
-    await fn(ctx, rec, testToken());
-    return { name, passed: true, ms: Date.now() - t0, steps: rec.steps, figures: rec.figures, compliance: rec.report };
-  } catch (e) {
-    return { name, passed: false, ms: Date.now() - t0, steps: rec.steps, figures: rec.figures, error: (e as Error).message, compliance: rec.report };
-  }
-}
-
-/** Runs scenarios with at most `parallel` guests at once, keeping the given order in the results. */
-export async function runPool<T>(items: string[], parallel: number, fn: (name: string) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, items.length)) }, worker));
-  return out;
+export function runScenario(name: string, fn: ScenarioFn, ctx: LocalBootContext): Promise<ScenarioResult> {
+  return recordScenario(name, name, ctx.log, (rec) => fn(ctx, rec, testToken()));
 }

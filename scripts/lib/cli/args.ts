@@ -1,6 +1,6 @@
 // Command-line flags shared by the build scripts. Named shortcuts are sugar for --set.
 import { parseArgs } from 'node:util';
-import { ConfigError, parseSetFlag, type CliConfigInput } from './config.ts';
+import { ConfigError, parseSetFlag, type CliConfigInput } from '../config.ts';
 
 export interface ParsedCli {
   configInput: CliConfigInput;
@@ -16,7 +16,14 @@ export const SHORTCUTS: Record<string, string> = {
   region: 'aws.region',
 };
 
-export function parseCli(argv: string[], opts: { extraBooleans?: string[]; extraStrings?: string[] } = {}): ParsedCli {
+/** What an entry script accepts: its usage text and its own flags beside the config flags. */
+export interface CliSpec {
+  usage: string;
+  extraBooleans?: string[];
+  extraStrings?: string[];
+}
+
+export function parseCli(argv: string[], opts: Omit<CliSpec, 'usage'> = {}): ParsedCli {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
     config: { type: 'string' },
     set: { type: 'string', multiple: true },

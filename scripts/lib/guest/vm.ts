@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { $ } from 'zx';
-import { ImdsDouble, imdsNetdev, type ImdsOptions } from './imds.ts';
+import { ImdsDouble, imdsNetdev, type ImdsOptions } from './imds-double.ts';
 import { accelArgs, ec2Smbios, type Accelerator } from './qemu.ts';
 
 export async function freePort(): Promise<number> {

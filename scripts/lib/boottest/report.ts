@@ -1,21 +1,16 @@
 // Boot-test reports: JSON (the publish gate reads "passed"), JUnit for CI, Markdown for people.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ScenarioResult } from './boottest.ts';
-import { xml } from '../../hardening/report.ts';
+import type { ScenarioResult } from './common.ts';
+import { xml } from '../../../hardening/report.ts';
+import { BootTestReportSchema, type BootTestReport } from '../../../contracts/boot-report.ts';
+import { contractJson, parseContract } from '../../../contracts/parse.ts';
 
-export interface BootTestReport {
-  schema: 1;
-  build_id: string;
-  target: 'local' | 'aws';
-  generated_at: string;
-  passed: boolean;
-  scenarios: Omit<ScenarioResult, 'compliance'>[];
-}
+export type { BootTestReport };
 
 export function bootReport(buildId: string, target: 'local' | 'aws', results: ScenarioResult[], requested: string[]): BootTestReport {
   const scenarios = results.map(({ compliance: _c, ...rest }) => rest);
-  return {
+  return parseContract(BootTestReportSchema, {
     schema: 1,
     build_id: buildId,
     target,
@@ -23,7 +18,7 @@ export function bootReport(buildId: string, target: 'local' | 'aws', results: Sc
     // Every scenario asked for ran and passed; a partial selection is recorded as such.
     passed: results.length === requested.length && results.every((r) => r.passed),
     scenarios,
-  };
+  }, 'boot-test report');
 }
 
 export function bootJUnit(r: BootTestReport): string {
@@ -51,7 +46,7 @@ export function bootMarkdown(r: BootTestReport): string {
 export function writeBootReport(dir: string, r: BootTestReport): { json: string; junit: string; markdown: string } {
   mkdirSync(dir, { recursive: true });
   const files = { json: join(dir, 'boot-test.json'), junit: join(dir, 'boot-test.junit.xml'), markdown: join(dir, 'boot-test.md') };
-  writeFileSync(files.json, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(files.json, contractJson(BootTestReportSchema, r, files.json));
   writeFileSync(files.junit, bootJUnit(r));
   writeFileSync(files.markdown, bootMarkdown(r));
   return files;

@@ -3,8 +3,8 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
-import type { Config } from './config.ts';
-import { REPO } from './paths.ts';
+import type { Config } from '../config.ts';
+import { REPO } from '../paths.ts';
 
 export interface PackerFlavor {
   version: string;
@@ -83,27 +83,49 @@ export interface BuildContext {
 
 export const STAGING_DIR = '/var/tmp/syntropy-build';
 
-/** Environment of every provisioner script: the only way config reaches them. */
-export function provisionerEnv(cfg: Config, ctx: BuildContext): string[] {
-  const env: Record<string, string> = {
+/**
+ * Which variables each provisioner script reads (as amazon-eks-ami does: each script gets only
+ * its own). A test reads every script and checks this table against what it uses.
+ */
+export const PROVISIONER_VARS = {
+  'wait-cloud-init.sh': [],
+  'update-system.sh': [],
+  'install-rootfs.sh': ['SYNTROPY_STAGING'],
+  'install-docker.sh': ['DOCKER_ADDRESS_POOLS', 'DOCKER_LOG_MAX_SIZE', 'DOCKER_LOG_MAX_FILE'],
+  'install-firstboot.sh': ['SYNTROPY_STAGING'],
+  'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST'],
+  'probe-compliance.sh': ['SYNTROPY_STAGING'],
+  'harden.sh': ['SYNTROPY_STAGING', 'HARDENING_ENABLED'],
+  'sanitize.sh': ['SYNTROPY_STAGING'],
+  'collect-manifest.sh': [],
+  'validate.sh': [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type ProvisionerScript = keyof typeof PROVISIONER_VARS;
+
+/** The values the config gives the provisioners: the only way config reaches them. */
+export function provisionerValues(cfg: Config, ctx: BuildContext): Record<string, string> {
+  return {
     SYNTROPY_TARGET: cfg.target,
     SYNTROPY_STAGING: STAGING_DIR,
-    SYNTROPY_BUILD_ID: ctx.buildId,
-    SSH_PORT: String(cfg.ssh.port),
     DOCKER_ADDRESS_POOLS: JSON.stringify(cfg.docker.address_pools),
     DOCKER_LOG_MAX_SIZE: cfg.docker.log_max_size,
     DOCKER_LOG_MAX_FILE: String(cfg.docker.log_max_file),
     AGENT_REF: ctx.agent.ref,
     AGENT_DIGEST: ctx.agent.digest,
-    AGENT_NETWORK_API: cfg.agent.network_api,
-    FIRSTBOOT_DEFAULT_PORT_RANGE: cfg.firstboot.default_port_range,
-    FIRSTBOOT_MAX_PORT_RANGE_WIDTH: String(cfg.firstboot.max_port_range_width),
     HARDENING_ENABLED: String(cfg.hardening.enabled),
   };
-  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
-export type PackerVars = Record<string, string | number | boolean | string[]>;
+/** Each provisioner script's environment (Packer variable `provisioner_env`, a map of KEY=value lists). */
+export function provisionerEnv(cfg: Config, ctx: BuildContext): Record<ProvisionerScript, string[]> {
+  const values = provisionerValues(cfg, ctx);
+  return Object.fromEntries(
+    Object.entries(PROVISIONER_VARS).map(([script, keys]) => [script, keys.map((k) => `${k}=${values[k]}`)]),
+  ) as Record<ProvisionerScript, string[]>;
+}
+
+export type PackerVars = Record<string, string | number | boolean | string[] | Record<string, string[]>>;
 
 export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
   const common: PackerVars = {

@@ -1,0 +1,82 @@
+// output/<build-id>/build-manifest.json: what an image is made of, how long each phase took and
+// where the image is. Written by `npm run build` (scripts/lib/bake/manifest.ts, the only
+// writer); read by boot-test, publish, bench and the release workflow.
+import { z } from 'zod';
+import { ConfigSchema } from '../scripts/lib/config.ts';
+import { AgentImageLockSchema } from './agent-image-lock.ts';
+import { ComplianceSummarySchema } from './compliance-report.ts';
+
+export const AMI_ID = /^ami-[0-9a-f]{8,17}$/;
+export const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
+const LocalOutputs = z.object({ qcow2: z.string().min(1), qcow2_bytes: z.number().int().positive() }).strict();
+/** amazon-ebs: one AMI per region, region -> AMI ID (Packer's artifact_id "region:ami,..."). */
+const AwsOutputs = z.object({ amis: z.record(z.string().regex(REGION, 'an AWS region'), z.string().regex(AMI_ID, 'an AMI ID (ami-...)')) }).strict();
+
+const LocalBase = z
+  .object({
+    kind: z.literal('local-base-disk'),
+    path: z.string(),
+    sha256: z.string().regex(/^[a-f0-9]{64}$/),
+    kernel: z.string(),
+    inputs_hash: z.string(),
+    reused: z.boolean(),
+    accelerator: z.enum(['kvm', 'tcg']),
+  })
+  .strict();
+const AmiBase = z.object({ kind: z.literal('ami'), imageId: z.string().regex(AMI_ID), name: z.string(), creationDate: z.string() }).strict();
+
+export const PackageEntrySchema = z.object({ name: z.string().min(1), version: z.string().min(1), arch: z.string() }).strict();
+
+export const BuildManifestSchema = z
+  .object({
+    schema: z.literal(1),
+    build_id: z.string().regex(/^\d{8}T\d{6}Z$/, 'a build ID such as 20260101T120000Z'),
+    built_at: z.string().datetime(),
+    target: z.enum(['local', 'aws']),
+    image: z.object({ name: z.string(), version: z.string() }).strict(),
+    git_sha: z.string(),
+    config_sha256: z.string().regex(/^[a-f0-9]{64}$/),
+    config: ConfigSchema,
+    packer: z.object({ version: z.string(), modern: z.boolean() }).strict(),
+    base_image: z.discriminatedUnion('kind', [LocalBase, AmiBase]),
+    os: z.object({ pretty_name: z.string(), version_id: z.string() }).strict(),
+    kernel: z.record(z.string(), z.string()),
+    agent_image: AgentImageLockSchema,
+    rootfs: z.object({ used_bytes: z.number(), size_bytes: z.number() }).strict(),
+    outputs: z.union([LocalOutputs, AwsOutputs]),
+    durations_s: z.record(z.string(), z.number()),
+    packages: z.array(PackageEntrySchema).min(1),
+    compliance: z
+      .object({
+        benchmark: z.object({ name: z.string(), version: z.string(), profile: z.string() }).strict(),
+        passed: z.boolean(),
+        hardened: ComplianceSummarySchema,
+        baseline: ComplianceSummarySchema.nullable(),
+        reports: z.string(),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    const local = 'qcow2' in m.outputs;
+    if ((m.target === 'local') !== local) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['outputs'], message: `a ${m.target} build records ${m.target === 'local' ? 'qcow2' : 'amis'}` });
+    }
+    if ((m.target === 'local') !== (m.base_image.kind === 'local-base-disk')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['base_image', 'kind'], message: `does not fit a ${m.target} build` });
+    }
+    if (m.config.target !== m.target) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['config', 'target'], message: `is ${m.config.target}, the build is ${m.target}` });
+  });
+
+export type BuildManifest = z.output<typeof BuildManifestSchema>;
+export type PackageEntry = z.infer<typeof PackageEntrySchema>;
+
+/** The image a local build produced, or the AMIs an aws build registered. */
+export function localImage(m: Pick<BuildManifest, 'outputs'>): string | null {
+  return 'qcow2' in m.outputs ? m.outputs.qcow2 : null;
+}
+
+export function amis(m: Pick<BuildManifest, 'outputs'>): Record<string, string> {
+  return 'amis' in m.outputs ? m.outputs.amis : {};
+}

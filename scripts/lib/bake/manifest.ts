@@ -1,0 +1,82 @@
+// The build manifest: what the image is made of and how long each phase took, written next to
+// the image so publishing and audits can trace every AMI or qcow2 back to its inputs. This is
+// the only writer of build-manifest.json; its shape is contracts/build-manifest.ts.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.ts';
+import type { BuildContext, PackerFlavor } from './packer.ts';
+import type { Report } from '../../../hardening/report.ts';
+import { BuildManifestSchema, type BuildManifest, type PackageEntry } from '../../../contracts/build-manifest.ts';
+import { parseAgentImageLock } from '../../../contracts/agent-image-lock.ts';
+import { contractJson, parseContract, parseKeyValues } from '../../../contracts/parse.ts';
+
+export function parsePackages(tsv: string): PackageEntry[] {
+  return tsv
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [name, version, arch] = line.split('\t');
+      if (!name || !version) throw new Error(`malformed package line ${JSON.stringify(line)}`);
+      return { name, version, arch: arch ?? '' };
+    });
+}
+
+export interface ManifestInput {
+  cfg: Config;
+  configHash: string;
+  ctx: BuildContext;
+  flavor: PackerFlavor;
+  baseImage: BuildManifest['base_image'];
+  outputs: BuildManifest['outputs'];
+  durations: Record<string, number>;
+  /** Directory holding what collect-manifest.sh downloaded (image-info.tar, unpacked). */
+  dir: string;
+  compliance: { hardened: Report; baseline: Report | null };
+}
+
+export function buildManifest(m: ManifestInput): BuildManifest {
+  const file = (f: string) => join(m.dir, f);
+  const read = (f: string) => readFileSync(file(f), 'utf8');
+  const kernel = Object.fromEntries(
+    read('kernel.txt')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('=') as [string, string]),
+  );
+  const osRelease = parseKeyValues(read('os-release').replace(/"/g, ''));
+  const { hardened, baseline } = m.compliance;
+  return parseContract(
+    BuildManifestSchema,
+    {
+      schema: 1,
+      build_id: m.ctx.buildId,
+      built_at: m.ctx.buildTime,
+      target: m.cfg.target,
+      image: { name: m.cfg.image.name, version: m.cfg.image.version },
+      git_sha: m.ctx.gitSha,
+      config_sha256: m.configHash,
+      config: m.cfg,
+      packer: m.flavor,
+      base_image: m.baseImage,
+      os: { pretty_name: osRelease.PRETTY_NAME ?? '', version_id: osRelease.VERSION_ID ?? '' },
+      kernel,
+      agent_image: parseAgentImageLock(read('agent-image.lock'), file('agent-image.lock')),
+      rootfs: JSON.parse(read('rootfs.json')) as unknown,
+      outputs: m.outputs,
+      durations_s: m.durations,
+      packages: parsePackages(read('packages.tsv')),
+      compliance: {
+        benchmark: hardened.benchmark,
+        passed: hardened.passed,
+        hardened: hardened.summary,
+        baseline: baseline?.summary ?? null,
+        reports: 'reports/compliance.{json,junit.xml,md}',
+      },
+    },
+    `build manifest of ${m.ctx.buildId}`,
+  );
+}
+
+export function writeBuildManifest(file: string, manifest: BuildManifest): void {
+  writeFileSync(file, contractJson(BuildManifestSchema, manifest, file));
+}
