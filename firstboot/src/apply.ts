@@ -48,8 +48,15 @@ export function toRange(text: string): PortRange {
   return { start: a!, end: b! };
 }
 
-export function envFileContent(token: string, s: AgentSettings): string {
+/**
+ * SYNTROPY_PROVIDER for AWS. Unset, the agent guesses its provider from IP geolocation
+ * (internal/config/init.go, config.env: 0 = detect); an EC2 instance says so instead.
+ */
+export const AWS_PROVIDER = 1;
+
+export function envFileContent(token: string, s: AgentSettings, provider: number | null = null): string {
   const lines = [`SYNTROPY_AGENT_TOKEN=${token}`, `SYNTROPY_PORT_RANGE=${s.portRange}`, `SYNTROPY_AGENT_NAME=${s.agentName}`];
+  if (provider !== null) lines.push(`SYNTROPY_PROVIDER=${provider}`);
   if (s.tags.length > 0) lines.push(`SYNTROPY_TAGS=${s.tags.join(',')}`);
   if (s.networkApi !== 'none') lines.push(`SYNTROPY_NETWORK_API=${s.networkApi}`);
   return `${lines.join('\n')}\n`;
@@ -170,7 +177,7 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
       copyFileSync(p.envFile, p.envBackup);
       chmodSync(p.envBackup, 0o600);
     }
-    writeFileAtomic(p.envFile, envFileContent(input.token, input.settings), 0o600);
+    writeFileAtomic(p.envFile, envFileContent(input.token, input.settings, input.instanceId.startsWith('i-') ? AWS_PROVIDER : null), 0o600);
 
     // The firewall rule and the container start are independent: run them together (both are
     // journaled first, so a failure of either rolls back both).

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { UsageError, type Env } from './env.ts';
 import { SourceError } from './sources.ts';
 import { readState, writeFileAtomic, type Paths, type State } from './state.ts';
+import { checkAgentName } from './validate.ts';
 
 /** EC2 (Nitro and Xen) identifies itself in DMI; the local images copy that through SMBIOS. */
 export function onEc2(p: Paths): boolean {
@@ -51,6 +52,36 @@ export async function region(env: Env): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/** A Name tag made into a valid agent name, or null when nothing usable is left. */
+export function agentNameFromTag(tag: string): string | null {
+  const name = tag
+    .trim()
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63)
+    .replace(/[-._]+$/, '');
+  return name && checkAgentName(name) === true ? name : null;
+}
+
+/**
+ * The agent's default name: the instance's Name tag (when the instance exposes its tags in
+ * metadata), else its instance ID. The agent's own default, the hostname (ip-10-0-1-23), repeats
+ * across VPCs and makes endpoints hard to tell apart in the web UI. Off EC2: the hostname.
+ */
+export async function defaultAgentName(env: Env, id: string): Promise<string> {
+  if (!id.startsWith('i-')) return env.sys.hostname();
+  if (env.imds) {
+    try {
+      const tag = await env.imds.get('/latest/meta-data/tags/instance/Name');
+      const name = tag === null ? null : agentNameFromTag(tag);
+      if (name) return name;
+    } catch {
+      /* tags not in metadata, or no answer: the instance ID */
+    }
+  }
+  return id;
 }
 
 /** The saved configuration, when it is this instance's. */

@@ -69,6 +69,12 @@ const state = (o: Partial<GuestState>): GuestState => ({
   ufw: ['22/tcp ALLOW Anywhere'],
   agentEnabled: 'enabled',
   memUsedMib: 150,
+  wgInterfaces: ['SYNTROPY_PUBLIC', 'SYNTROPY_SDN1', 'SYNTROPY_SDN2', 'SYNTROPY_SDN3'],
+  wgPorts: [51820, 51821, 51822, 51823],
+  agentLock: 'regular empty file',
+  imdsGuard: true,
+  provider: '1',
+  agentName: 'i-0123456789abcdef0',
   ...o,
 });
 
@@ -76,7 +82,12 @@ describe('pass/fail rules', () => {
   it('accepts a configured guest and names what is missing otherwise', () => {
     expect(() => assertConfigured(state({}), '51820-51830')).not.toThrow();
     expect(() => assertConfigured(state({ container: { running: true, image: 'sha256:pulled' } }), '51820-51830')).toThrow(/not the preloaded/);
-    expect(() => assertConfigured(state({ udpPorts: [40000] }), '51820-51830')).toThrow(/no UDP port bound in 51820-51830/);
+    expect(() => assertConfigured(state({ wgPorts: [51820, 51821, 51822, 40000] }), '51820-51830')).toThrow(/WireGuard ports 51820 51821 51822 40000: want 4, all inside 51820-51830/);
+    expect(() => assertConfigured(state({ wgPorts: [51820] }), '51820-51830')).toThrow(/want 4/);
+    expect(() => assertConfigured(state({ wgInterfaces: ['SYNTROPY_PUBLIC'] }), '51820-51830')).toThrow(/WireGuard interfaces: SYNTROPY_PUBLIC/);
+    expect(() => assertConfigured(state({ agentLock: 'directory' }), '51820-51830')).toThrow(/is a directory; the agent os.Create\(\)s it/);
+    expect(() => assertConfigured(state({ provider: '' }), '51820-51830')).toThrow(/SYNTROPY_PROVIDER/);
+    expect(() => assertConfigured(state({ imdsGuard: false }), '51820-51830')).toThrow(/DOCKER-USER/);
     expect(() => assertConfigured(state({ env: '644 root root' }), '51820-51830')).toThrow(/want 600 root root/);
     expect(() => assertConfigured(state({ journal: true }), '51820-51830')).toThrow(/journal LEFT BEHIND/);
   });

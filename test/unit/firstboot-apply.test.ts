@@ -48,8 +48,10 @@ describe('apply', () => {
     const state = await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
     expect(state).toMatchObject({ status: 'configured', instanceId: 'i-1', boundPort: 51820, source: 'dialogue' });
     expect(statSync(p.envFile).mode & 0o777).toBe(0o600);
-    expect(readFileSync(p.envFile, 'utf8')).toBe(envFileContent(TOKEN, settings));
+    expect(readFileSync(p.envFile, 'utf8')).toBe(envFileContent(TOKEN, settings, 1));
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PORT_RANGE=51820-51919\n');
+    // An EC2 instance tells the agent its provider (1 = AWS) instead of leaving it to IP geolocation.
+    expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PROVIDER=1\n');
     expect(sys.calls).toEqual(['imageId', 'ufw-allow 51820:51919', 'start']);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(readState(p)?.settings).toEqual(settings);
@@ -57,6 +59,12 @@ describe('apply', () => {
     const others = filesUnder(p.root).filter((f) => f !== 'etc/syntropy/agent.env');
     for (const f of others) expect(readFileSync(join(p.root, f), 'utf8'), f).not.toContain(TOKEN);
     expect(out.join('')).not.toContain(TOKEN);
+  });
+
+  it('sets no provider off EC2 (a machine-ID instance), leaving the agent its own default', async () => {
+    const { p, deps } = setup();
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: `local-${'a'.repeat(32)}` }, deps);
+    expect(readFileSync(p.envFile, 'utf8')).not.toContain('SYNTROPY_PROVIDER');
   });
 
   it('puts network discovery mode and tags in the env file only when set', () => {

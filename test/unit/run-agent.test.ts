@@ -2,20 +2,25 @@
 // without the token in docker's arguments or stored config; the in-container loader exports the
 // env file's values literally. `docker` is a recording stand-in on PATH.
 import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { REPO } from '../../scripts/lib/paths.ts';
+import { formatAgentImageLock } from '../../contracts/agent-image-lock.ts';
 
 const ID = `sha256:${'a'.repeat(64)}`;
 // Shell metacharacters a token may legally contain (printable ASCII, no spaces).
 const TOKEN = 'tok$(id)`uname`;"quoted"\'x\'$HOME-0123456789';
 
-function setup(envText: string, mode = 0o600, loaded = true) {
+function setup(envText: string, mode = 0o600, loaded = true, opts: { lockDir?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'run-agent-'));
   const lock = join(dir, 'agent-image.lock');
-  writeFileSync(lock, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_ID=${ID}\n`);
+  // The lock file as its one writer produces it (record-image / update-agent).
+  writeFileSync(lock, formatAgentImageLock({ ref: 'syntropy-agent-test-double:local', digest: ID, id: ID, source: 'archive' }, 'test'));
+  const agentLock = join(dir, 'lock', 'syntropy');
+  const xtablesLock = join(dir, 'xtables.lock');
+  spawnSync('mkdir', ['-p', opts.lockDir ? agentLock : join(dir, 'lock')]);
   const env = join(dir, 'agent.env');
   writeFileSync(env, envText, { mode });
   chmodSync(env, mode);
@@ -41,7 +46,7 @@ esac
   );
   chmodSync(join(bin, 'docker'), 0o755);
   const r = spawnSync('bash', [join(REPO, 'firstboot/bin/run-agent')], {
-    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, SYNTROPY_LOCK_FILE: lock, SYNTROPY_ENV_FILE: env },
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, SYNTROPY_LOCK_FILE: lock, SYNTROPY_ENV_FILE: env, SYNTROPY_AGENT_LOCK: agentLock, SYNTROPY_XTABLES_LOCK: xtablesLock },
     encoding: 'utf8',
   });
   const argv = (verb: string) => {
@@ -52,12 +57,12 @@ esac
     }
   };
   const containerEnv = () => readFileSync(join(dir, 'container-env'), 'utf8');
-  return { r, argv, containerEnv, env };
+  return { r, argv, containerEnv, env, agentLock, xtablesLock };
 }
 
 describe('run-agent', () => {
   it('runs the pinned image with the documented settings and no token in docker arguments', () => {
-    const { r, argv, containerEnv, env } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\nSYNTROPY_PORT_RANGE=51820-51830\n`);
+    const { r, argv, containerEnv, env, agentLock, xtablesLock } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\nSYNTROPY_PORT_RANGE=51820-51830\n`);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const run = argv('run');
@@ -70,7 +75,8 @@ describe('run-agent', () => {
       ['--pull', 'never'],
       ['--entrypoint', '/bin/sh'],
       ['--volume', `${env}:/run/syntropy/agent.env:ro`],
-      ['--volume', '/var/lock/syntropy:/var/lock/syntropy'],
+      ['--volume', `${agentLock}:/var/lock/syntropy`],
+      ['--volume', `${xtablesLock}:/run/xtables.lock`],
     ] as const) {
       const i = run.findIndex((a, k) => a === flag && run[k + 1] === value);
       expect(i, `${flag} ${value}`).toBeGreaterThan(-1);
@@ -84,6 +90,16 @@ describe('run-agent', () => {
     // Inside, the values arrive literally: nothing in the token was run or expanded.
     expect(containerEnv()).toContain(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
     expect(containerEnv()).toContain('SYNTROPY_PORT_RANGE=51820-51830\n');
+  });
+
+  it('mounts the agent lock as a FILE (the agent os.Create()s it), replacing an empty directory earlier images made', () => {
+    for (const lockDir of [false, true]) {
+      const { r, agentLock, xtablesLock } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { lockDir });
+      expect(r.status, r.stderr).toBe(0);
+      expect(statSync(agentLock).isFile()).toBe(true);
+      expect(statSync(agentLock).mode & 0o777).toBe(0o600);
+      expect(statSync(xtablesLock).isFile()).toBe(true);
+    }
   });
 
   it('mounts the Docker socket read-only only in container-discovery mode', () => {

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { recoverInterrupted } from '../apply.ts';
 import type { Env } from '../env.ts';
 import { portRules, readImageSettings } from '../image-settings.ts';
-import { instanceId, withLock } from '../instance.ts';
+import { defaultAgentName, instanceId, withLock } from '../instance.ts';
 import { parseUserData } from '../sources.ts';
 import { readState, writeFileAtomic } from '../state.ts';
 import { applyAndReport, deps, settingsFrom, tokenFromSsm, USER_DATA_LABELS } from './common.ts';
@@ -48,7 +48,7 @@ export async function boot(env: Env): Promise<number> {
       if (ud) {
         for (const w of ud.warnings) env.con.warn(`Warning: ${w}`);
         const image = readImageSettings(env.p);
-        const settings = settingsFrom(ud.settings, image, portRules(env, image, null), env.sys.hostname(), USER_DATA_LABELS);
+        const settings = settingsFrom(ud.settings, image, portRules(env, image, null), await defaultAgentName(env, id), USER_DATA_LABELS);
         const token = ud.settings.tokenSsmParameter ? await tokenFromSsm(env, ud.settings.tokenSsmParameter) : ud.settings.token!;
         await withLock(env.p, () => applyAndReport(env, id, token, settings, 'user-data'));
         return 0;

@@ -34,10 +34,10 @@ export function printSuccess(env: Env, s: State): void {
 export const FLAG_LABELS = { range: '--port-range', name: '--agent-name' };
 export const USER_DATA_LABELS = { range: 'user data syntropy.port_range', name: 'user data syntropy.agent_name' };
 
-export function settingsFrom(raw: RawSettings, image: ImageSettings, rules: PortRules, hostname: string, label: typeof FLAG_LABELS): AgentSettings {
+export function settingsFrom(raw: RawSettings, image: ImageSettings, rules: PortRules, defaultName: string, label: typeof FLAG_LABELS): AgentSettings {
   const range = parsePortRange(raw.portRange ?? image.defaultPortRange, rules);
   if (typeof range === 'string') throw new UsageError(`${label.range}: ${range}`);
-  const agentName = raw.agentName ?? hostname;
+  const agentName = raw.agentName ?? defaultName;
   const nameOk = checkAgentName(agentName);
   if (nameOk !== true) throw new UsageError(`${label.name}: ${nameOk}`);
   return { portRange: formatRange(range), agentName, tags: raw.tags ?? [], networkApi: image.networkApi };

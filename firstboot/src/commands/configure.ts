@@ -5,7 +5,7 @@ import { recoverInterrupted } from '../apply.ts';
 import { runDialogue } from '../dialogue.ts';
 import { stats, UsageError, type Env } from '../env.ts';
 import { portRules, readImageSettings } from '../image-settings.ts';
-import { configuredFor, instanceId, withLock } from '../instance.ts';
+import { configuredFor, defaultAgentName, instanceId, withLock } from '../instance.ts';
 import { registerSecret } from '../secrets.ts';
 import type { AgentSettings, State } from '../state.ts';
 import { checkSsmParameterName, checkToken, parseTags } from '../validate.ts';
@@ -58,12 +58,12 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     return 0;
   }
   const rules = portRules(env, image, current);
-  const hostname = env.sys.hostname();
+  const defaultName = current?.settings.agentName ?? (await defaultAgentName(env, id));
 
   if (f.nonInteractive) {
     const tags = f.tags !== undefined ? parseTags(f.tags) : [];
     if (typeof tags === 'string') throw new UsageError(`--tags: ${tags}`);
-    const settings = settingsFrom({ portRange: f.portRange, agentName: f.agentName, tags }, image, rules, hostname, FLAG_LABELS);
+    const settings = settingsFrom({ portRange: f.portRange, agentName: f.agentName, tags }, image, rules, defaultName, FLAG_LABELS);
     const { token, source } = await nonInteractiveToken(env, f);
     return await withLock(env.p, async () => {
       await recoverInterrupted(deps(env));
@@ -74,7 +74,7 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
 
   env.con.say('\nSyntropy agent setup. Answer a few questions; nothing changes until you confirm. Ctrl-C cancels.\n');
   const answers = await runDialogue(
-    { portRange: current?.settings.portRange ?? image.defaultPortRange, agentName: current?.settings.agentName ?? hostname },
+    { portRange: current?.settings.portRange ?? image.defaultPortRange, agentName: defaultName },
     rules,
     env.prompt,
     (t) => env.con.say(t),

@@ -23,6 +23,17 @@ export interface GuestState {
   ufw: string[];
   agentEnabled: string;
   memUsedMib: number;
+  /** WireGuard interfaces on the host (the agent uses host networking). */
+  wgInterfaces: string[];
+  /** UDP ports bound by the kernel, not a process: the WireGuard listen ports. */
+  wgPorts: number[];
+  /** What is at the agent's lock path (/var/lock/syntropy): it must be a regular file. */
+  agentLock: string;
+  /** DOCKER-USER drops forwarded traffic to the instance metadata service. */
+  imdsGuard: boolean;
+  /** SYNTROPY_PROVIDER and SYNTROPY_AGENT_NAME from agent.env (not the token). */
+  provider: string;
+  agentName: string;
 }
 
 /**
@@ -41,6 +52,12 @@ echo "udp=$(ss -H -lun | awk '{ print $4 }' | sed 's/.*://' | sort -un | tr '\\n
 echo "agent=$(systemctl is-enabled syntropy-agent.service 2>/dev/null)"
 echo "mem=$(awk '/^MemTotal:/ { t = $2 } /^MemAvailable:/ { a = $2 } END { print int((t - a) / 1024) }' /proc/meminfo)"
 ufw status | sed -n 's/^/ufw=/p'
+echo "wgifs=$(ip -br link show type wireguard 2>/dev/null | awk '{ print $1 }' | tr '\n' ' ')"
+echo "kudp=$(ss -H -lunp | grep -v 'users:' | awk '{ print $4 }' | sed 's/.*://' | sort -un | tr '\n' ' ')"
+echo "agentlock=$(stat -c %F /var/lock/syntropy 2>/dev/null || echo absent)"
+echo "imdsguard=$(iptables -w -C DOCKER-USER -d 169.254.169.254/32 -j DROP 2>/dev/null && echo 1 || echo 0)"
+echo "provider=$(sed -n 's/^SYNTROPY_PROVIDER=//p' /etc/syntropy/agent.env 2>/dev/null)"
+echo "name=$(sed -n 's/^SYNTROPY_AGENT_NAME=//p' /etc/syntropy/agent.env 2>/dev/null)"
 `;
 
 export async function inspectGuest(vm: LocalVm): Promise<GuestState> {
@@ -72,6 +89,12 @@ export function parseGuestState(stdout: string): GuestState {
     ufw,
     agentEnabled: kv.get('agent') ?? '',
     memUsedMib: Number(kv.get('mem') ?? 0),
+    wgInterfaces: (kv.get('wgifs') ?? '').split(/\s+/).filter(Boolean).sort(),
+    wgPorts: (kv.get('kudp') ?? '').split(/\s+/).filter(Boolean).map(Number),
+    agentLock: kv.get('agentlock') ?? 'absent',
+    imdsGuard: kv.get('imdsguard') === '1',
+    provider: kv.get('provider') ?? '',
+    agentName: kv.get('name') ?? '',
   };
 }
 
@@ -140,11 +163,28 @@ function inRange(port: number, range: string): boolean {
   return port >= a! && port <= b!;
 }
 
-/** What a configured instance must show: container from the preloaded image, a port in range, 0600 env. */
+/** The agent's four WireGuard interfaces (agent/swireguard; images/agent-double/CONTRACT.md). */
+export const AGENT_WG_INTERFACES = ['SYNTROPY_PUBLIC', 'SYNTROPY_SDN1', 'SYNTROPY_SDN2', 'SYNTROPY_SDN3'];
+
+/** The agent is up: container running and all four WireGuard ports bound. */
+export function agentUp(g: GuestState): boolean {
+  return !!g.container?.running && g.wgPorts.length >= AGENT_WG_INTERFACES.length;
+}
+
+/**
+ * What a configured instance must show: the container from the preloaded image, four WireGuard
+ * interfaces each on a port inside the range (none on a random port the firewall would block),
+ * the lock the agent opens as a file, the provider set to AWS, bridged containers kept away from
+ * the metadata service, and a 0600 env file.
+ */
 export function assertConfigured(g: GuestState, range: string): void {
   check(g.container !== null && g.container.running, `agent container not running (${JSON.stringify(g.container)})`);
   check(!!g.lockId && g.container!.image === g.lockId, `container image ${g.container!.image} is not the preloaded ${g.lockId}`);
-  check(g.udpPorts.some((p) => inRange(p, range)), `no UDP port bound in ${range} (bound: ${g.udpPorts.join(' ') || 'none'})`);
+  check(JSON.stringify(g.wgInterfaces) === JSON.stringify([...AGENT_WG_INTERFACES].sort()), `WireGuard interfaces: ${g.wgInterfaces.join(' ') || 'none'}; want ${AGENT_WG_INTERFACES.join(' ')}`);
+  check(g.wgPorts.length === AGENT_WG_INTERFACES.length && g.wgPorts.every((p) => inRange(p, range)), `WireGuard ports ${g.wgPorts.join(' ') || 'none'}: want ${AGENT_WG_INTERFACES.length}, all inside ${range}`);
+  check(g.agentLock === 'regular empty file' || g.agentLock === 'regular file', `/var/lock/syntropy is a ${g.agentLock}; the agent os.Create()s it, so it must be a file`);
+  check(g.provider === '1', `SYNTROPY_PROVIDER is "${g.provider}", want 1 (AWS)`);
+  check(g.imdsGuard, 'DOCKER-USER does not drop forwarded traffic to 169.254.169.254');
   check(g.env === '600 root root', `/etc/syntropy/agent.env is "${g.env}", want 600 root root`);
   check(g.state && !g.journal, `state marker ${g.state ? 'present' : 'MISSING'}, apply journal ${g.journal ? 'LEFT BEHIND' : 'gone'}`);
 }
@@ -190,7 +230,17 @@ export function bootTestUserData(param: string, range: string): string {
   ].join('\n');
 }
 
-async function withVm<T>(ctx: LocalBootContext, rec: Recorder, vmOpts: { cpus?: number; memoryMib?: number; userData?: string; role?: InstanceRole; ssmPort?: number }, body: (vm: LocalVm) => Promise<T>): Promise<T> {
+interface VmChoice {
+  cpus?: number;
+  memoryMib?: number;
+  userData?: string;
+  role?: InstanceRole;
+  ssmPort?: number;
+  /** Instance tags in the metadata (as with InstanceMetadataTags=enabled). */
+  tags?: Record<string, string>;
+}
+
+async function withVm<T>(ctx: LocalBootContext, rec: Recorder, vmOpts: VmChoice, body: (vm: LocalVm) => Promise<T>): Promise<T> {
   const vm = new LocalVm({
     image: ctx.image,
     accel: ctx.accel,
@@ -198,7 +248,7 @@ async function withVm<T>(ctx: LocalBootContext, rec: Recorder, vmOpts: { cpus?: 
     memoryMib: vmOpts.memoryMib ?? ctx.memoryMib,
     restrict: true,
     ssmPort: vmOpts.ssmPort,
-    imds: { userData: vmOpts.userData, role: vmOpts.role },
+    imds: { userData: vmOpts.userData, role: vmOpts.role, tags: vmOpts.tags },
   });
   try {
     await rec.step('power on', () => vm.start());
@@ -228,11 +278,11 @@ async function configureByUserData(vm: LocalVm, rec: Recorder, ssm: SsmDouble, r
   const g = await rec.step('agent running from the preloaded image', async () => {
     const g = await waitFor('the agent to bind its port', 120_000, async () => {
       const g = await inspectGuest(vm);
-      return g.container?.running && g.udpPorts.some((p) => inRange(p, UD_RANGE)) ? g : null;
+      return agentUp(g) ? g : null;
     });
     assertConfigured(g, UD_RANGE);
     return g;
-  }, (g) => `port ${g.udpPorts.find((p) => inRange(p, UD_RANGE))}`);
+  }, (g) => `udp ${g.wgPorts.join(' ')}`);
   await rec.step('token read from Parameter Store with the instance role', async () => {
     const got = ssm.requests.filter((q) => q.target === 'AmazonSSM.GetParameter' && q.name === PARAM && q.status === 200);
     check(got.length > 0, `no GetParameter for ${PARAM} reached the SSM double (${JSON.stringify(ssm.requests)})`);
@@ -281,11 +331,13 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           await session.erase(5);
           await session.send(`${RANGE}\r`);
           await session.expect(/Agent name/i);
+          // The default is the instance ID (no Name tag in the metadata): unique across VPCs.
+          await session.expect(new RegExp(vm.imds.instanceId));
           await session.send('\r');
           await session.expect(/Tags/i);
-          await session.send('ab\r');
-          await session.expect(/too short/i);
-          await session.erase(2);
+          await session.send('a b\r');
+          await session.expect(/may contain only/i);
+          await session.erase(3);
           await session.send('edge,relay\r');
           await session.expect(/Apply this configuration/i);
           const t0 = Date.now();
@@ -299,11 +351,20 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
       } finally {
         await session.close();
       }
-      const after = await rec.step('agent runs from the preloaded image, port in range, env 0600', async () => {
-        const g = await inspectGuest(vm);
+      const after = await rec.step('agent runs from the preloaded image, four WireGuard ports in range, env 0600', async () => {
+        const g = await waitFor('the agent to bind its four ports', 60_000, async () => {
+          const g = await inspectGuest(vm);
+          return agentUp(g) ? g : null;
+        });
         assertConfigured(g, RANGE);
+        check(g.agentName === vm.imds.instanceId, `agent name ${g.agentName}, want the instance ID ${vm.imds.instanceId}`);
         return g;
-      }, (g) => `udp ${g.udpPorts.join(' ')}`);
+      }, (g) => `udp ${g.wgPorts.join(' ')}`);
+      await rec.step('a container on the Docker bridge cannot reach the instance metadata service', async () => {
+        const probe = `docker run --rm --network bridge --pull never --entrypoint /bin/bash ${after.lockId} -c 'timeout 5 bash -c "exec 3<>/dev/tcp/169.254.169.254/80" && echo reachable || echo blocked'`;
+        const r = await vm.ssh(`sudo ${probe}`);
+        check(r.stdout.trim() === 'blocked', `bridge container -> 169.254.169.254:80: ${r.stdout.trim() || r.stderr.trim()}`);
+      });
       rec.figures.used_memory_mib = after.memUsedMib;
       await rec.step('firewall opens exactly the UDP range', async () => assertFirewallDelta(before, after, RANGE));
       await rec.step('token nowhere but agent.env (journal, console, ps, files)', async () => {
@@ -321,8 +382,9 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
 
   async 'user-data'(ctx, rec, token) {
     await withSsmDouble(token, (ssm, r, ssmPort) =>
-      withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort }, async (vm) => {
-        await configureByUserData(vm, rec, ssm, r);
+      withVm(ctx, rec, { userData: bootTestUserData(PARAM, UD_RANGE), role: r, ssmPort, tags: { Name: 'relay eu-west/1' } }, async (vm) => {
+        const g = await configureByUserData(vm, rec, ssm, r);
+        await rec.step('the agent is named after the instance\'s Name tag', async () => check(g.agentName === 'relay-eu-west-1', `agent name ${g.agentName}, want relay-eu-west-1`));
         await rec.step('no dialogue was offered', async () => {
           check(!/agent token/i.test(vm.serial()), 'the serial console showed the token prompt');
           const n = await vm.ssh('test -e /run/syntropy/needs-dialogue && echo yes || echo no');
@@ -350,7 +412,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         await rec.step('agent comes back by itself', async () => {
           const g = await waitFor('the agent after reboot', 180_000, async () => {
             const g = await inspectGuest(vm);
-            return g.container?.running && g.udpPorts.some((p) => inRange(p, UD_RANGE)) ? g : null;
+            return agentUp(g) ? g : null;
           });
           assertConfigured(g, UD_RANGE);
         });
@@ -409,7 +471,11 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         await rec.step('configures normally after the rollback', async () => {
           const r = await vm.ssh(`sudo syntropy-firstboot configure --non-interactive --token-stdin --port-range ${RANGE}`, `${token}\n`);
           check(r.exitCode === 0, `configure after rollback failed: ${r.stderr.trim()}`);
-          assertConfigured(await inspectGuest(vm), RANGE);
+          const g = await waitFor('the agent to bind its four ports', 60_000, async () => {
+            const g = await inspectGuest(vm);
+            return agentUp(g) ? g : null;
+          });
+          assertConfigured(g, RANGE);
         });
       }
     });

@@ -24,6 +24,12 @@ export interface ImdsOptions {
   maxTokenTtl?: number;
   /** An instance profile: its role's temporary credentials are served under meta-data/iam/. */
   role?: InstanceRole;
+  /**
+   * Instance tags, served under meta-data/tags/instance/ only when set: on EC2 that path exists
+   * only for instances launched with InstanceMetadataTags=enabled ("View tags for your EC2
+   * instances using instance metadata", EC2 user guide); otherwise it answers 404.
+   */
+  tags?: Record<string, string>;
 }
 
 export interface InstanceRole {
@@ -46,7 +52,7 @@ const TOKEN_TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 const VERSIONS = ['1.0', '2009-04-04', '2016-09-02', '2018-09-24', '2021-03-23', 'latest'];
 
-export function metadataTree(o: Required<Omit<ImdsOptions, 'userData' | 'maxTokenTtl' | 'role'>> & { role?: InstanceRole }): Tree {
+export function metadataTree(o: Required<Omit<ImdsOptions, 'userData' | 'maxTokenTtl' | 'role' | 'tags'>> & { role?: InstanceRole; tags?: Record<string, string> }): Tree {
   const keys: Tree = {};
   Object.entries(o.publicKeys).forEach(([name, key], i) => {
     keys[`${i}=${name}`] = { 'openssh-key': key };
@@ -70,6 +76,7 @@ export function metadataTree(o: Required<Omit<ImdsOptions, 'userData' | 'maxToke
   }
   return {
     ...(o.role ? { iam } : {}),
+    ...(o.tags ? { tags: { instance: { ...o.tags } } } : {}),
     'ami-id': o.amiId,
     'ami-launch-index': '0',
     'instance-id': o.instanceId,
@@ -107,7 +114,7 @@ export class ImdsDouble {
   readonly requests: ImdsRequestRecord[] = [];
   private server: Server | null = null;
   private readonly tokens = new Map<string, number>();
-  private readonly opts: Required<Omit<ImdsOptions, 'userData' | 'role'>> & { userData?: string | Buffer; role?: InstanceRole };
+  private readonly opts: Required<Omit<ImdsOptions, 'userData' | 'role' | 'tags'>> & { userData?: string | Buffer; role?: InstanceRole; tags?: Record<string, string> };
 
   constructor(options: ImdsOptions = {}) {
     const instanceId = options.instanceId ?? `i-0${randomBytes(8).toString('hex')}`;
@@ -124,6 +131,7 @@ export class ImdsDouble {
       maxTokenTtl: options.maxTokenTtl ?? 21600,
       userData: options.userData,
       role: options.role,
+      tags: options.tags,
     };
   }
 
