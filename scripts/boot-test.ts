@@ -17,10 +17,12 @@ import { ensureBaseDisk } from './lib/bake/base-disk.ts';
 import { LOCAL_SCENARIOS, runScenario } from './lib/boottest/local.ts';
 import { runPool, type ScenarioResult } from './lib/boottest/common.ts';
 import { bootReport, writeBootReport } from './lib/boottest/report.ts';
-import { AWS_SCENARIOS, runAwsBootTest } from './lib/boottest/aws.ts';
+import { AWS_SCENARIOS, planAwsBootTest, runAwsBootTest } from './lib/boottest/aws.ts';
 
-const USAGE = `usage: npm run boot-test -- [--target local|aws] [--manifest FILE] [--scenario NAME[,NAME]] [--parallel N] [--accel auto|kvm|tcg]
-Scenarios: ${Object.keys(LOCAL_SCENARIOS).join(', ')} (default: all). Default manifest: output/latest/build-manifest.json.`;
+const USAGE = `usage: npm run boot-test -- [--target local|aws] [--manifest FILE] [--scenario NAME[,NAME]] [--parallel N]
+                          [--accel auto|kvm|tcg] [--dry-run]
+Scenarios: ${Object.keys(LOCAL_SCENARIOS).join(', ')} (default: all). Default manifest: output/latest/build-manifest.json.
+--dry-run (aws) prints the instances it would launch and launches nothing.`;
 
 /** The build manifest, parsed with its contract; the config recorded in it is the image's own. */
 export function readManifest(path: string): { manifest: BuildManifest; cfg: Config; dir: string } {
@@ -37,7 +39,7 @@ export function selectScenarios(flag: string | undefined, known: string[]): stri
   return want;
 }
 
-runEntry(import.meta.url, { usage: USAGE, extraStrings: ['manifest', 'scenario', 'parallel'] }, async (cli) => {
+runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'], extraStrings: ['manifest', 'scenario', 'parallel'] }, async (cli) => {
   if (cli.configInput.configFile) throw new ConfigError('boot-test uses the config recorded in the build manifest (the image was built with it); --config is not accepted');
   const manifestPath = resolve(String(cli.flags.manifest ?? join(REPO, 'output', 'latest', 'build-manifest.json')));
   const { manifest, cfg: built, dir } = readManifest(manifestPath);
@@ -60,6 +62,10 @@ runEntry(import.meta.url, { usage: USAGE, extraStrings: ['manifest', 'scenario',
     results = await runPool(requested, parallel, (name) => runScenario(name, LOCAL_SCENARIOS[name]!, ctx));
   } else {
     requested = selectScenarios(cli.flags.scenario as string | undefined, Object.keys(AWS_SCENARIOS));
+    if (cli.flags['dry-run']) {
+      process.stdout.write(`${planAwsBootTest(built, manifest, requested).join('\n')}\n`);
+      return;
+    }
     results = await runAwsBootTest(built, manifest, requested, { log, parallel });
   }
   const report = bootReport(manifest.build_id, target, results, requested);

@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { $ } from 'zx';
 import { execa } from 'execa';
-import { ConfigError, loadConfig, type Config } from './lib/config.ts';
-import { parseCli } from './lib/cli/args.ts';
+import { loadConfig, type Config } from './lib/config.ts';
+import { runEntry } from './lib/cli/entry.ts';
 import { info, phase } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
 import { PreflightError, requireBinaries, requireFreeSpace } from './lib/bake/preflight.ts';
@@ -78,12 +78,7 @@ async function runPacker(args: string[], cwd: string, logFile: string, durations
   if (res.exitCode !== 0) throw new Error(`packer ${args[0]} failed (exit ${res.exitCode}); full log: ${logFile}`);
 }
 
-async function main(): Promise<void> {
-  const cli = parseCli(process.argv.slice(2), { extraBooleans: ['dry-run'] });
-  if (cli.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (cli) => {
   const { config: cfg, hash: configHash, sources } = loadConfig(cli.configInput);
   const dryRun = cli.flags['dry-run'] === true;
   const buildTime = new Date();
@@ -236,13 +231,4 @@ async function main(): Promise<void> {
   } finally {
     await imds.stop();
   }
-}
-
-main().catch((e: unknown) => {
-  const err = e as Error;
-  const expected = err instanceof ConfigError || err instanceof PreflightError;
-  process.stderr.write(`error: ${err.message}\n`);
-  if (!expected && process.env.DEBUG) process.stderr.write(`${err.stack}\n`);
-  process.exit(expected ? 2 : 1);
 });
-

@@ -148,3 +148,20 @@ describe('aws boot test', () => {
     expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
   });
 });
+
+describe('npm run boot-test -- --target aws --dry-run (real process, no AWS)', () => {
+  it('reads the manifest the build wrote and prints each launch without calling AWS', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { REPO } = await import('../../scripts/lib/paths.ts');
+    const out = buildOutput('aws', { region: 'eu-west-1' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/boot-test.ts', '--target', 'aws', '--manifest', out.manifestPath, '--dry-run'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: 'http://127.0.0.1:9' },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(5);
+    expect(r.stdout).toContain('user-data: RunInstances ami-0123456789abcdef0 t3.micro in eu-west-1');
+  }, 30_000);
+});

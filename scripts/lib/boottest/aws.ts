@@ -219,6 +219,16 @@ export const AWS_SCENARIOS: Record<string, AwsScenario> = {
   compliance: { userData: true, steps: [configuredFrom('user-data'), complianceOverSsm] },
 };
 
+/** What `boot-test --target aws --dry-run` prints: every instance it would launch, and how. */
+export function planAwsBootTest(cfg: Config, m: BuildManifest, scenarios: string[]): string[] {
+  const bt = cfg.aws.boot_test;
+  const ami = amis(m)[cfg.aws.region] ?? `(no AMI in ${cfg.aws.region}: the run would fail)`;
+  return scenarios.map((name) => {
+    const s = AWS_SCENARIOS[name]!;
+    return `${name}: RunInstances ${ami} ${bt.instance_type} in ${cfg.aws.region}, profile ${bt.instance_profile}, IMDSv2 required, hop limit 1, ${s.userData ? `user data (token from ${bt.token_parameter})` : 'no user data'}, tags syntropy:role=boot-test syntropy:build-id=${m.build_id}; source/dest check off; ${s.steps.length} scenario step(s); TerminateInstances always`;
+  });
+}
+
 async function launch(cfg: Config, m: BuildManifest, name: string, scenario: AwsScenario, d: AwsBootDeps, rec: Recorder): Promise<string> {
   const region = cfg.aws.region;
   const bt = cfg.aws.boot_test;
