@@ -19,7 +19,15 @@ export interface RetryOptions {
   attempts?: number;
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Error names that mean "not there yet" for this call (EC2's eventual consistency: a resource
+   * just created may answer InvalidInstanceID.NotFound for a while), retried like throttling.
+   */
+  retryOn?: string[];
 }
+
+/** EC2 and SSM answers that mean a just-created resource is not visible yet. */
+export const NOT_YET = ['InvalidInstanceID.NotFound', 'InvalidAMIID.NotFound', 'InvalidSnapshot.NotFound', 'ParameterNotFound', 'InvalidInstanceId'];
 
 export async function awsCall<T>(region: string, call: string, fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const attempts = opts.attempts ?? 6;
@@ -30,7 +38,8 @@ export async function awsCall<T>(region: string, call: string, fn: () => Promise
     } catch (e) {
       const err = e as Error & { $retryable?: { throttling?: boolean } };
       const throttled = THROTTLING.has(err.name) || err.$retryable?.throttling === true;
-      if (!throttled || i >= attempts) throw new AwsCallError(region, call, err.name, err.message);
+      const notYet = opts.retryOn?.includes(err.name) ?? false;
+      if ((!throttled && !notYet) || i >= attempts) throw new AwsCallError(region, call, err.name, err.message);
       await sleep((opts.baseDelayMs ?? 500) * 2 ** (i - 1));
     }
   }

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  DescribeInstancesCommand,
   DescribeInstanceStatusCommand,
   EC2Client,
   GetConsoleOutputCommand,
@@ -13,7 +14,7 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfig } from '../../scripts/lib/config.ts';
 import { launched, runAwsBootTest } from '../../scripts/lib/boottest/aws.ts';
 import { buildOutput } from '../helpers/build-output.ts';
@@ -30,7 +31,11 @@ function happy(opts: { source?: string } = {}): void {
   ec2.reset();
   ssm.reset();
   ec2.on(RunInstancesCommand).resolves({ Instances: [{ InstanceId: 'i-0aaaabbbbccccdddd' }] });
-  ec2.on(ModifyInstanceAttributeCommand).resolves({});
+  // EC2 is eventually consistent: a new instance answers NotFound at first, as EC2 documents.
+  ec2.on(ModifyInstanceAttributeCommand).rejectsOnce(Object.assign(new Error("The instance ID 'i-0aaaabbbbccccdddd' does not exist"), { name: 'InvalidInstanceID.NotFound' })).resolves({});
+  ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-0aaaabbbbccccdddd', MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled', State: 'applied' } }] }] });
+  // SSM lists the instance only once its agent has registered.
+  ssm.on(DescribeInstanceInformationCommand).resolvesOnce({ InstanceInformationList: [] }).resolves({ InstanceInformationList: [{ InstanceId: 'i-0aaaabbbbccccdddd', PingStatus: 'Online' }] });
   ec2.on(DescribeInstanceStatusCommand).resolvesOnce({ InstanceStatuses: [{ InstanceState: { Name: 'pending' } }] }).resolves({ InstanceStatuses: [{ InstanceState: { Name: 'running' }, InstanceStatus: { Status: 'ok' }, SystemStatus: { Status: 'ok' } }] });
   ec2.on(GetConsoleOutputCommand).resolves({ Output: console64('*** The Syntropy agent is not configured yet. ***\nSyntropy agent token: ') });
   ec2.on(RebootInstancesCommand).resolves({});
@@ -107,6 +112,30 @@ describe('aws boot test', () => {
     const [clean] = await run(['interrupted']);
     expect(clean!.error).toBeUndefined();
     expect(clean!.figures.outcome).toBe('unconfigured');
+  });
+
+  it('never sends a command before SSM lists the instance Online', async () => {
+    happy();
+    const order: string[] = [];
+    ssm.on(DescribeInstanceInformationCommand).callsFake(() => {
+      order.push('describe');
+      return { InstanceInformationList: order.length < 3 ? [] : [{ PingStatus: 'Online' }] };
+    });
+    ssm.on(SendCommandCommand).callsFake(() => {
+      order.push('send');
+      return { Command: { CommandId: 'cmd-1' } };
+    });
+    const [r] = await run(['user-data']);
+    expect(r!.passed, r!.error).toBe(true);
+    expect(order.slice(0, 4)).toEqual(['describe', 'describe', 'describe', 'send']);
+  });
+
+  it('fails when EC2 did not launch with hop limit 1 and IMDSv2 required', async () => {
+    happy();
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2 } }] }] });
+    const [r] = await run(['user-data']);
+    expect(r!.error).toMatch(/metadata options of i-0aaaabbbbccccdddd: .*"HttpPutResponseHopLimit":2/);
+    expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
   });
 
   const failures: [string, () => void, RegExp][] = [

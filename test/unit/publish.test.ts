@@ -19,7 +19,7 @@ import {
   TerminateInstancesCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfig, type Config } from '../../scripts/lib/config.ts';
 import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/release/publish.ts';
 import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/release/retention.ts';
@@ -42,7 +42,21 @@ beforeEach(() => {
     ec2[r] = { client: c, mock: mockClient(c) };
     const s = new SSMClient({ region: r });
     ssm[r] = { client: s, mock: mockClient(s) };
-    ssm[r].mock.on(PutParameterCommand).resolves({ Version: 1 });
+    // Parameter Store as AWS documents it: an aws:ec2:image value is validated after PutParameter
+    // returns, so the first GetParameter right after may not find it yet.
+    const store = new Map<string, string>();
+    const fresh = new Set<string>();
+    ssm[r].mock.on(PutParameterCommand).callsFake((input: { Name: string; Value: string }) => {
+      store.set(input.Name, input.Value);
+      fresh.add(input.Name);
+      return { Version: 1 };
+    });
+    ssm[r].mock.on(GetParameterCommand).callsFake((input: { Name: string }) => {
+      if (fresh.delete(input.Name) || !store.has(input.Name)) throw Object.assign(new Error(`${input.Name} not found`), { name: 'ParameterNotFound' });
+      return { Parameter: { Name: input.Name, Value: store.get(input.Name), DataType: 'aws:ec2:image' } };
+    });
+    // Snapshots unencrypted unless a test says otherwise.
+    ec2[r].mock.on(DescribeSnapshotsCommand).callsFake((input: { SnapshotIds: string[] }) => ({ Snapshots: input.SnapshotIds.map((SnapshotId) => ({ SnapshotId, Encrypted: false })) }));
     ec2[r].mock.on(CreateTagsCommand).resolves({});
     ec2[r].mock.on(ModifyImageAttributeCommand).resolves({});
     ec2[r].mock.on(ModifySnapshotAttributeCommand).resolves({});
@@ -88,6 +102,44 @@ function sourceIsGood(): void {
 const fast = { retry: { sleep: async () => undefined }, pollMs: 1 };
 
 describe('publish', () => {
+  it('waits for a copy EC2 does not show yet (InvalidAMIID.NotFound) instead of failing', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    eu.on(CopyImageCommand).resolves({ ImageId: 'ami-copy' });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] })
+      .rejectsOnce(Object.assign(new Error("The image id '[ami-copy]' does not exist"), { name: 'InvalidAMIID.NotFound' }))
+      .resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    const out = (await publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast }))!;
+    expect(out.regions['eu-west-1']!.imageId).toBe('ami-copy');
+  });
+
+  it("refuses a copy the destination region encrypted by default, naming the region and the fix", async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    eu.on(CopyImageCommand).resolves({ ImageId: 'ami-copy' });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    eu.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-copy', Encrypted: true }] });
+    await expect(publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(
+      /eu-west-1: the copy ami-copy has encrypted snapshots \(snap-copy\).*disable-ebs-encryption-by-default/,
+    );
+    expect(ssm['eu-west-1']!.mock.commandCalls(PutParameterCommand)).toHaveLength(0);
+  });
+
+  it('confirms each aws:ec2:image parameter with GetParameter (validated after PutParameter returns)', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    eu.on(CopyImageCommand).resolves({ ImageId: 'ami-copy' });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    await publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast });
+    expect(ssm['eu-west-1']!.mock.commandCalls(GetParameterCommand).length).toBeGreaterThanOrEqual(4);
+    // Validation refused the value: the parameter keeps its old AMI.
+    ssm['us-east-1']!.mock.on(GetParameterCommand).resolves({ Parameter: { Name: '/syntropy/ami/latest', Value: 'ami-older' } });
+    await expect(publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(/us-east-1: \/syntropy\/ami\/latest does not hold ami-src after PutParameter/);
+  });
+
   it('copies, waits, tags, grants, shares with Marketplace and writes Parameter Store in every region', async () => {
     sourceIsGood();
     const eu = ec2['eu-west-1']!.mock;

@@ -24,6 +24,14 @@ interface Workflow {
 const dir = join(REPO, '.github', 'workflows');
 const files = readdirSync(dir).filter((f) => f.endsWith('.yml'));
 const workflows = Object.fromEntries(files.map((f) => [f, parse(readFileSync(join(dir, f), 'utf8')) as Workflow]));
+/** action -> the tag and the commit that tag points to, verified against the action's repository. */
+const PINS = new Map(
+  readFileSync(join(REPO, '.github', 'action-pins.tsv'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#') && !l.startsWith('action\t'))
+    .map((l) => l.split('\t'))
+    .map(([action, tag, sha]) => [action!, { tag: tag!, sha: sha! }]),
+);
 const scripts = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
 
 describe('GitHub Actions workflows', () => {
@@ -36,11 +44,17 @@ describe('GitHub Actions workflows', () => {
   for (const f of files) {
     const wf = () => workflows[f]!;
 
-    it(`${f}: pins every action to a full commit SHA`, () => {
+    it(`${f}: pins every action to the commit of a verified tag (.github/action-pins.tsv), tag beside SHA`, () => {
       for (const job of Object.values(wf().jobs)) {
         for (const step of job.steps) {
           if (step.uses) expect(step.uses, step.uses).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
         }
+      }
+      const text = readFileSync(join(dir, f), 'utf8');
+      for (const m of text.matchAll(/uses: ([\w.-]+\/[\w.-]+)@(\S+)(?: # (\S+))?/g)) {
+        const pin = PINS.get(m[1]!);
+        expect(pin, `${m[1]} has no row in .github/action-pins.tsv`).toBeDefined();
+        expect(`${m[2]} # ${m[3]}`, m[0]).toBe(`${pin!.sha} # ${pin!.tag}`);
       }
     });
 
@@ -67,6 +81,12 @@ describe('GitHub Actions workflows', () => {
       }
     });
   }
+
+  it('keeps the release session as long as the release job (the default is one hour)', () => {
+    const job = workflows['release.yml']!.jobs.release as Job & { 'timeout-minutes': number };
+    const creds = job.steps.find((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials@'))!;
+    expect(Number(creds.with?.['role-duration-seconds'])).toBeGreaterThanOrEqual(job['timeout-minutes'] * 60);
+  });
 
   it('gives AWS credentials only to the release job, through OIDC, never to pull requests', () => {
     const ci = workflows['ci.yml']!;

@@ -5,6 +5,7 @@
 // success, on failure and on Ctrl-C. Everything is tagged so `npm run clean` sweeps leftovers.
 // The scenarios are a table, like the local ones (local.ts): what the launch carries, then steps.
 import {
+  DescribeInstancesCommand,
   DescribeInstanceStatusCommand,
   GetConsoleOutputCommand,
   ModifyInstanceAttributeCommand,
@@ -15,9 +16,9 @@ import {
   TerminateInstancesCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Config } from '../config.ts';
-import { awsCall } from '../aws-call.ts';
+import { awsCall, NOT_YET } from '../aws-call.ts';
 import { check, recordScenario, syntropyUserData, TEST_RANGE, type Recorder, type ScenarioResult } from './common.ts';
 import { SsmHost } from '../../../hardening/host.ts';
 import { runChecks } from '../../../hardening/runner.ts';
@@ -85,6 +86,16 @@ class AwsRun {
       const s = st.InstanceStatuses?.[0];
       if (s?.InstanceState?.Name === 'terminated' || s?.InstanceState?.Name === 'stopped') throw new Error(`${this.id} is ${s.InstanceState.Name}`);
       return s?.InstanceStatus?.Status === 'ok' && s?.SystemStatus?.Status === 'ok' ? true : null;
+    });
+  }
+
+  /** SendCommand to an instance SSM does not list as Online yet fails with InvalidInstanceId. */
+  ssmOnline(): Promise<true> {
+    return poll(this.d, `SSM Agent on ${this.id} to be Online`, this.timeout, async () => {
+      const info = await awsCall(this.region, 'DescribeInstanceInformation', () =>
+        this.d.ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [this.id] }] })),
+      );
+      return info.InstanceInformationList?.[0]?.PingStatus === 'Online' ? true : null;
     });
   }
 
@@ -171,6 +182,7 @@ const documentThenPowerCut: Step = async (run) => {
     await awsCall(run.region, 'StartInstances', () => run.d.ec2.send(new StartInstancesCommand({ InstanceIds: [run.id] })));
   });
   await run.rec.step('back up after the cut', () => run.statusOk());
+  await run.rec.step('SSM Agent online again', () => run.ssmOnline());
   await run.rec.step('fully configured or cleanly unconfigured', async () => {
     const out = await run.shell([
       's=$(syntropy-firstboot status --json); e=$(test -e /etc/syntropy/agent.env && echo 1 || echo 0); j=$(test -e /var/lib/syntropy/firstboot/apply.journal && echo 1 || echo 0); c=$(docker inspect -f "{{.State.Running}}" syntropy-agent 2>/dev/null | grep . || echo absent); printf "%s\\nENV=%s JOURNAL=%s CONTAINER=%s\\n" "$s" "$e" "$j" "$c"',
@@ -188,6 +200,7 @@ const documentThenPowerCut: Step = async (run) => {
 const rebootKeepsConfiguration: Step = async (run) => {
   await run.rec.step('reboot', () => awsCall(run.region, 'RebootInstances', () => run.d.ec2.send(new RebootInstancesCommand({ InstanceIds: [run.id] }))));
   await run.rec.step('status checks ok after reboot', () => run.statusOk());
+  await run.rec.step('SSM Agent online again', () => run.ssmOnline());
   await run.rec.step('agent back, no second configuration', async () => {
     const st = await poll(run.d, `agent after reboot on ${run.id}`, run.timeout, async () => {
       const s = await run.status();
@@ -278,10 +291,20 @@ function runOne(cfg: Config, m: BuildManifest, name: string, d: AwsBootDeps, log
     try {
       id = await launch(cfg, m, name, scenario, d, rec);
       const run = new AwsRun(cfg, d, region, id, rec);
+      // A new instance may not be visible to the next call yet (InvalidInstanceID.NotFound).
+      const later = { sleep: d.sleep, retryOn: NOT_YET, attempts: 8 };
       await rec.step('source/destination check off (the instance routes)', () =>
-        awsCall(region, 'ModifyInstanceAttribute', () => d.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: run.id, SourceDestCheck: { Value: false } }))),
+        awsCall(region, 'ModifyInstanceAttribute', () => d.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: run.id, SourceDestCheck: { Value: false } })), later),
       );
+      await rec.step('metadata options as launched: IMDSv2 required, hop limit 1', async () => {
+        // An AMI registered with ImdsSupport=v2.0 launches with hop limit 2 unless the launch sets
+        // it; buyers are told to launch with 1, and so are these instances. Read back what EC2 did.
+        const di = await awsCall(region, 'DescribeInstances', () => d.ec2.send(new DescribeInstancesCommand({ InstanceIds: [run.id] })), later);
+        const mo = di.Reservations?.[0]?.Instances?.[0]?.MetadataOptions;
+        check(mo?.HttpTokens === 'required' && mo?.HttpPutResponseHopLimit === 1, `metadata options of ${run.id}: ${JSON.stringify(mo ?? null)}`);
+      });
       await rec.step('both status checks ok', () => run.statusOk());
+      await rec.step('SSM Agent online', () => run.ssmOnline());
       await rec.step('console shows the first-boot banner', async () => {
         const text = await poll(d, `first-boot banner on the console of ${run.id}`, run.timeout, async () => {
           const out = await awsCall(region, 'GetConsoleOutput', () => d.ec2.send(new GetConsoleOutputCommand({ InstanceId: run.id, Latest: true })));

@@ -15,9 +15,9 @@ import {
   type Image,
   type LaunchPermission,
 } from '@aws-sdk/client-ec2';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Config } from '../config.ts';
-import { awsCall, type RetryOptions } from '../aws-call.ts';
+import { awsCall, NOT_YET, type RetryOptions } from '../aws-call.ts';
 import { amis, type BuildManifest } from '../../../contracts/build-manifest.ts';
 import type { PublishManifest, RegionResult } from '../../../contracts/publish-manifest.ts';
 import { ComplianceReportSchema } from '../../../contracts/compliance-report.ts';
@@ -48,6 +48,18 @@ export interface PublishOptions {
 }
 
 export type { PublishManifest, RegionResult };
+
+type Call = <T>(region: string, what: string, fn: () => Promise<T>, extra?: RetryOptions) => Promise<T>;
+
+/** Waits until Parameter Store serves `name` = `imageId` (aws:ec2:image is validated asynchronously). */
+async function confirmParameter(r: string, name: string, imageId: string, clients: Clients, call: Call, sleep: (ms: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < 6; i++) {
+    const got = await call(r, 'SSM GetParameter', () => clients.ssm(r).send(new GetParameterCommand({ Name: name })), { retryOn: NOT_YET });
+    if (got.Parameter?.Value === imageId) return;
+    await sleep(2000 * 2 ** i);
+  }
+  throw new Error(`${r}: ${name} does not hold ${imageId} after PutParameter: Parameter Store's aws:ec2:image validation refused it (is the AMI available in ${r}?)`);
+}
 
 /** Problems with the reports next to the build manifest; empty when both exist and pass. */
 export function reportProblems(buildDir: string): string[] {
@@ -127,7 +139,7 @@ const snapshotIdsOf = (image: Image): string[] =>
 export async function publish(m: BuildManifestLike, cfg: Config, buildDir: string, opts: PublishOptions): Promise<PublishManifest | null> {
   const log = opts.log ?? (() => undefined);
   const clients = opts.clients ?? defaultClients;
-  const call = <T>(region: string, name: string, fn: () => Promise<T>) => awsCall(region, name, fn, opts.retry);
+  const call = <T>(region: string, name: string, fn: () => Promise<T>, extra: RetryOptions = {}) => awsCall(region, name, fn, { ...opts.retry, ...extra });
   if (opts.dryRun) {
     for (const l of planLines(m, cfg, buildDir, opts.force)) log(l);
     return null;
@@ -196,8 +208,9 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   const deadline = Date.now() + (opts.copyTimeoutMs ?? 60 * 60_000);
   while (Object.keys(pending).length > 0) {
     for (const [r, id] of Object.entries(pending)) {
-      const d = await call(r, 'EC2 DescribeImages', () => clients.ec2(r).send(new DescribeImagesCommand({ ImageIds: [id] })));
-      const state = d.Images?.[0]?.State ?? 'unknown';
+      // A copy just made may not be visible yet (InvalidAMIID.NotFound): that is "pending".
+      const d = await call(r, 'EC2 DescribeImages', () => clients.ec2(r).send(new DescribeImagesCommand({ ImageIds: [id] })), { retryOn: NOT_YET });
+      const state = d.Images?.[0]?.State ?? 'pending';
       if (state === 'available') {
         log(`${r}: ${id} available`);
         delete pending[r];
@@ -216,8 +229,17 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   const ssmParameters: string[] = [];
   for (const r of regions) {
     const res = results[r]!;
-    const img = await call(r, 'EC2 DescribeImages', () => clients.ec2(r).send(new DescribeImagesCommand({ ImageIds: [res.imageId] })));
+    const img = await call(r, 'EC2 DescribeImages', () => clients.ec2(r).send(new DescribeImagesCommand({ ImageIds: [res.imageId] })), { retryOn: NOT_YET });
     res.snapshotIds = snapshotIdsOf(img.Images?.[0] ?? {});
+    // The destination region's EBS encryption by default encrypts a copy whatever CopyImage
+    // asked; Marketplace rejects encrypted snapshots, so every copy's snapshots are checked.
+    if (res.snapshotIds.length > 0 && res.copied !== 'built') {
+      const s = await call(r, 'EC2 DescribeSnapshots', () => clients.ec2(r).send(new DescribeSnapshotsCommand({ SnapshotIds: res.snapshotIds })), { retryOn: NOT_YET });
+      const enc = (s.Snapshots ?? []).filter((x) => x.Encrypted).map((x) => x.SnapshotId);
+      if (enc.length > 0) {
+        throw new Error(`${r}: the copy ${res.imageId} has encrypted snapshots (${enc.join(', ')}), which AWS Marketplace rejects: turn off EBS encryption by default in ${r} (ec2 disable-ebs-encryption-by-default), deregister the copy and publish again`);
+      }
+    }
     const tags = [
       { Key: 'Name', Value: sourceImage.Name ?? m.image.name },
       { Key: 'syntropy:image', Value: m.image.name },
@@ -244,6 +266,9 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
       await call(r, 'SSM PutParameter', () =>
         clients.ssm(r).send(new PutParameterCommand({ Name: name, Value: res.imageId, Type: 'String', DataType: 'aws:ec2:image', Overwrite: true })),
       );
+      // aws:ec2:image values are validated after PutParameter returns: only GetParameter tells
+      // whether the parameter holds the AMI (a failed validation leaves it absent or old).
+      await confirmParameter(r, name, res.imageId, clients, call, opts.retry?.sleep ?? ((ms) => new Promise((ok) => setTimeout(ok, ms))));
       ssmParameters.push(`${r}:${name}`);
     }
     log(`${r}: ${res.imageId} tagged, permissions set, ${cfg.publish.ssm_parameter_prefix}/latest updated`);
