@@ -50,6 +50,9 @@ source "amazon-ebs" "aws" {
     most_recent = true
   }
   ssh_username = var.ssh_username
+  # Never an RSA key: Debian 13's OpenSSH refuses ssh-rsa (SHA-1) signatures (scripts/lib/bake/build-key.ts).
+  ssh_keypair_name     = var.aws_ssh_keypair_name
+  ssh_private_key_file = var.aws_ssh_private_key_file
 
   ami_name                = local.image_full_name
   ami_description         = "Syntropy agent appliance ${var.image_version} on CIS-hardened Debian 13 (${var.git_sha})"
@@ -82,6 +85,7 @@ source "amazon-ebs" "aws" {
     http_put_response_hop_limit = 1
   }
   temporary_security_group_source_public_ip = length(var.aws_ssh_source_cidrs) == 0
+  temporary_key_pair_type                   = "ed25519"
   # packer-compat: modern-only end
 
   tags            = local.image_tags

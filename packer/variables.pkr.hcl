@@ -244,6 +244,18 @@ variable "aws_subnet_id" {
   default     = ""
 }
 
+variable "aws_ssh_keypair_name" {
+  type        = string
+  description = "Packer 1.6.6 only: an ed25519 key pair the build imported (Debian 13 refuses the ssh-rsa signatures of Packer's temporary RSA key). Empty: Packer makes a temporary ed25519 key pair."
+  default     = ""
+}
+
+variable "aws_ssh_private_key_file" {
+  type        = string
+  description = "Private key of aws_ssh_keypair_name."
+  default     = ""
+}
+
 variable "aws_ssh_source_cidrs" {
   type        = list(string)
   description = "CIDRs allowed to reach the build instance's SSH; empty means this builder's public address only."

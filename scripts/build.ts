@@ -21,6 +21,7 @@ import { resolveDigest } from './lib/bake/registry.ts';
 import { findSourceAmi, requireImdsV2 } from './lib/bake/source-ami.ts';
 import { buildManifest, writeBuildManifest } from './lib/bake/manifest.ts';
 import { stageFirstboot } from './lib/bake/firstboot-stage.ts';
+import { importBuildKey, type BuildKey } from './lib/bake/build-key.ts';
 import { readJsonContract } from '../contracts/parse.ts';
 import { amisOfArtifact, PackerManifestSchema } from '../contracts/packer-manifest.ts';
 import type { BuildManifest } from '../contracts/build-manifest.ts';
@@ -137,6 +138,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
   const durations: Record<string, number> = {};
   const t0 = Date.now();
   const imds = new ImdsDouble({ region: cfg.aws.region });
+  let buildKey: BuildKey | null = null;
   let baseImage: BuildManifest['base_image'] | null = null;
   try {
     await phase(durations, 'bundle-firstboot', () => stageFirstboot(cfg, ctx.firstbootDir));
@@ -172,6 +174,15 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
       const ami = await phase(durations, 'source-ami', () => findSourceAmi(cfg));
       info(`source AMI: ${ami.imageId} (${ami.name}, ${ami.creationDate})`);
       const digest = cfg.agent.digest || (await phase(durations, 'agent-digest', () => resolveDigest(cfg.agent.image, cfg.agent.tag)));
+      if (!flavor.modern) {
+        // Packer 1.6.6 signs with its temporary RSA key using ssh-rsa (SHA-1), which Debian 13's
+        // OpenSSH refuses: import an ed25519 key for it instead (bake/build-key.ts).
+        const keyDir = join(partialDir, 'stage', 'key');
+        mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+        buildKey = await phase(durations, 'build-key', async () => importBuildKey(cfg.aws.region, buildId, await throwawayKey(keyDir, `packer-build-${buildId}`)));
+        ctx.awsKey = { name: buildKey.name, privateKeyFile: buildKey.privateKeyFile };
+        info(`build key: imported ed25519 key pair ${buildKey.name} for Packer ${flavor.version}`);
+      }
       ctx.agent = { ref: `${cfg.agent.image}@${digest}`, digest, archive: '' };
       baseImage = { kind: 'ami', ...ami };
     }
@@ -230,5 +241,6 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     throw e;
   } finally {
     await imds.stop();
+    await buildKey?.remove().catch((e: Error) => info(`could not delete the build key pair: ${e.message} (npm run clean does not; delete it by hand)`));
   }
 });

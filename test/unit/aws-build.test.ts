@@ -124,3 +124,42 @@ describe('IMDSv2-only for AMIs built by Packer 1.6', () => {
     );
   });
 });
+
+describe('the aws build instance key (Debian 13 refuses ssh-rsa signatures)', () => {
+  it('Packer 1.6.6: imports an ed25519 key pair tagged as the build\'s, hands it to Packer, deletes it once', async () => {
+    const { importBuildKey } = await import('../../scripts/lib/bake/build-key.ts');
+    const { throwawayKey } = await import('../../scripts/lib/guest/vm.ts');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { ImportKeyPairCommand, DeleteKeyPairCommand } = await import('@aws-sdk/client-ec2');
+    ec2.on(ImportKeyPairCommand).resolves({ KeyName: 'syntropy-build-b1', KeyType: 'ed25519' });
+    ec2.on(DeleteKeyPairCommand).resolves({});
+    const key = await throwawayKey(mkdtempSync(join(tmpdir(), 'key-')), 'test');
+    const k = await importBuildKey('eu-west-1', 'b1', key, new EC2Client({ region: 'eu-west-1' }));
+    const input = ec2.commandCalls(ImportKeyPairCommand)[0]!.args[0].input;
+    expect(input.KeyName).toBe('syntropy-build-b1');
+    expect(Buffer.from(input.PublicKeyMaterial!).toString()).toMatch(/^ssh-ed25519 /);
+    expect(input.TagSpecifications?.[0]?.Tags).toContainEqual({ Key: 'syntropy:role', Value: 'packer-builder' });
+    expect(k.privateKeyFile).toBe(key.privateKey);
+    await k.remove();
+    await k.remove();
+    expect(ec2.commandCalls(DeleteKeyPairCommand).map((c) => c.args[0].input)).toEqual([{ KeyName: 'syntropy-build-b1' }]);
+    await expect(importBuildKey('eu-west-1', 'b2', { privateKey: '/x', publicKey: 'ssh-rsa AAAA' })).rejects.toThrow(/must be ed25519/);
+  });
+
+  it('packer: modern Packer makes an ed25519 temporary key pair; 1.6.6 gets the imported one through variables', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { REPO } = await import('../../scripts/lib/paths.ts');
+    const { packerVars, stripModernOnly } = await import('../../scripts/lib/bake/packer.ts');
+    const src = readFileSync(join(REPO, 'packer/sources.pkr.hcl'), 'utf8');
+    expect(src).toMatch(/temporary_key_pair_type\s+= "ed25519"/);
+    expect(stripModernOnly(src, 'sources.pkr.hcl')).not.toMatch(/temporary_key_pair_type/);
+    expect(src).toMatch(/ssh_keypair_name\s+= var\.aws_ssh_keypair_name/);
+    const { config } = loadConfig({ overrides: [{ target: 'aws' }] });
+    const ctx = { buildId: 'b', buildTime: 't', gitSha: 'g', manifestDir: '', firstbootDir: '', hardeningDir: '', agent: { ref: 'r', digest: DIGEST, archive: '' } };
+    expect(packerVars(config, { ...ctx, awsKey: { name: 'syntropy-build-b', privateKeyFile: '/k/id_ed25519' } })).toMatchObject({ aws_ssh_keypair_name: 'syntropy-build-b', aws_ssh_private_key_file: '/k/id_ed25519' });
+    expect(packerVars(config, ctx)).toMatchObject({ aws_ssh_keypair_name: '', aws_ssh_private_key_file: '' });
+  });
+});

@@ -43,6 +43,17 @@ describe('entry scripts', () => {
     }, 60_000);
   }
 
+  it('shows no AWS SDK Node-version notice, and pins the SDK to exact versions that support Node 20', () => {
+    // clean --dry-run makes real SDK clients and calls (refused at once by the unreachable endpoint).
+    const r = run('clean.ts', ['--dry-run']);
+    expect(r.stderr).toMatch(/error: /);
+    expect(r.stderr).not.toMatch(/NodeVersionSupportWarning|upgrade to node/);
+    const deps = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
+    const sdk = Object.entries(deps).filter(([k]) => k.startsWith('@aws-sdk/'));
+    expect(sdk.length).toBeGreaterThan(0);
+    for (const [k, v] of sdk) expect(v, k).toMatch(/^\d+\.\d+\.\d+$/);
+  }, 60_000);
+
   it('refuses an unknown flag with exit 2, naming it (clean and publish change AWS state)', () => {
     for (const script of ['clean.ts', 'publish.ts']) {
       const r = run(script, ['--dryrun']);

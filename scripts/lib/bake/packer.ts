@@ -79,6 +79,8 @@ export interface BuildContext {
     outputDir: string;
     sshKeyFile: string;
   };
+  /** Packer 1.6.6 on aws: the ed25519 key pair the build imported (bake/build-key.ts). */
+  awsKey?: { name: string; privateKeyFile: string };
 }
 
 export const STAGING_DIR = '/var/tmp/syntropy-build';
@@ -176,6 +178,8 @@ export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
     aws_ami_users: cfg.aws.ami_users,
     aws_subnet_id: cfg.aws.subnet_id,
     aws_ssh_source_cidrs: cfg.aws.ssh_source_cidrs,
+    aws_ssh_keypair_name: ctx.awsKey?.name ?? '',
+    aws_ssh_private_key_file: ctx.awsKey?.privateKeyFile ?? '',
   };
 }
 

@@ -8,6 +8,16 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/**
+ * The AWS SDK warns on every run that its releases after the first week of January 2027 need
+ * Node >= 22. The project pins the SDK (package.json, exact versions) to a release that supports
+ * Node 20, the Node of this toolchain and of Debian 13's nodejs in the image, so the warning is
+ * noise; AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED is the SDK's own switch for it.
+ */
+export function quietSdkNodeWarning(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 /** Error names that mean "fix your input": reported without a stack, exit 2. */
 const INPUT_ERRORS = new Set(['UsageError', 'ConfigError', 'PreflightError', 'ContractError']);
 
@@ -21,6 +31,7 @@ export function exitCodeOf(e: unknown): 1 | 2 {
  */
 export function runEntry(moduleUrl: string, spec: CliSpec, main: (cli: ParsedCli) => Promise<void> | void): void {
   if (moduleUrl !== `file://${process.argv[1]}`) return;
+  quietSdkNodeWarning();
   void (async () => {
     try {
       const cli = parseCli(process.argv.slice(2), spec);
