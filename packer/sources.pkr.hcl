@@ -45,6 +45,7 @@ source "amazon-ebs" "aws" {
       architecture        = "x86_64"
       virtualization-type = "hvm"
       root-device-type    = "ebs"
+      state               = "available"
     }
     owners      = [var.aws_source_ami_owner]
     most_recent = true
@@ -74,6 +75,13 @@ source "amazon-ebs" "aws" {
   }
 
   temporary_security_group_source_cidrs = var.aws_ssh_source_cidrs
+  # A build instance left behind by a crashed Packer terminates itself when it shuts down.
+  shutdown_behavior = "terminate"
+  # Copies to other regions and large snapshots outlast the SDK's default waiter (~10 min).
+  aws_polling {
+    delay_seconds = 15
+    max_attempts  = 240
+  }
 
   # packer-compat: modern-only begin
   # Packer 1.6's built-in amazon-ebs lacks these; scripts/build.ts strips this span for it and
@@ -86,6 +94,10 @@ source "amazon-ebs" "aws" {
   }
   temporary_security_group_source_public_ip = length(var.aws_ssh_source_cidrs) == 0
   temporary_key_pair_type                   = "ed25519"
+  # The AMI keeps `tags` only, not the builder's run tags (syntropy:role=packer-builder).
+  skip_ami_run_tags = true
+  # AMIs are deprecated (hidden from new launches by default, never deleted) after two years.
+  deprecate_at = timeadd(timestamp(), "17520h")
   # packer-compat: modern-only end
 
   tags            = local.image_tags

@@ -14,5 +14,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
   const { config } = loadConfig(cli.configInput);
   const dryRun = cli.flags['dry-run'] === true;
   const r = await clean(config, { dryRun, log: (l) => process.stdout.write(`${l}\n`) });
-  process.stdout.write(`${dryRun ? 'would remove' : 'removed'} ${r.images.length} image(s), ${dryRun ? 'would terminate' : 'terminated'} ${r.instances.length} instance(s)\n`);
+  process.stdout.write(
+    `${dryRun ? 'would remove' : 'removed'} ${r.images.length} image(s) and ${r.parameters.length} version parameter(s), ${dryRun ? 'would terminate' : 'terminated'} ${r.instances.length} instance(s)\n`,
+  );
 });

@@ -4,11 +4,11 @@ packer {
   required_version = ">= 1.7.0"
   required_plugins {
     amazon = {
-      version = ">= 1.3.0"
+      version = "~> 1.3"
       source  = "github.com/hashicorp/amazon"
     }
     qemu = {
-      version = ">= 1.1.0"
+      version = "~> 1.1"
       source  = "github.com/hashicorp/qemu"
     }
   }

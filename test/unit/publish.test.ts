@@ -19,7 +19,7 @@ import {
   TerminateInstancesCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { loadConfig, type Config } from '../../scripts/lib/config.ts';
 import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/release/publish.ts';
 import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/release/retention.ts';
@@ -289,19 +289,56 @@ describe('retention', () => {
       Reservations: [{ Instances: [{ InstanceId: 'i-stale', LaunchTime: new Date('2026-05-31T00:00:00Z') }, { InstanceId: 'i-building', LaunchTime: new Date('2026-05-31T23:00:00Z') }] }],
     });
     us.on(DeregisterImageCommand).resolves({});
-    us.on(DeleteSnapshotCommand).resolves({});
+    // Right after deregistration EC2 may still hold the snapshot for the image: retried.
+    us.on(DeleteSnapshotCommand).rejectsOnce(Object.assign(new Error('snap-old is in use by ami-old'), { name: 'InvalidSnapshot.InUse' })).resolves({});
     us.on(TerminateInstancesCommand).resolves({});
-    const dry = await clean(c, { dryRun: true, now, clients });
+    const ssmUs = ssm['us-east-1']!.mock;
+    ssmUs.on(GetParametersByPathCommand).resolves({
+      Parameters: [
+        { Name: '/syntropy/ami/latest', Value: 'ami-new' },
+        { Name: '/syntropy/ami/0.9.0', Value: 'ami-old' },
+        { Name: '/syntropy/ami/1.0.0', Value: 'ami-new' },
+      ],
+    });
+    ssmUs.on(DeleteParameterCommand).resolves({});
+    const dry = await clean(c, { dryRun: true, now, clients: { ...clients } });
+    expect(dry.parameters).toEqual(['us-east-1:/syntropy/ami/0.9.0']);
+    expect(ssmUs.commandCalls(DeleteParameterCommand)).toHaveLength(0);
     expect(dry.images.map((i) => i.imageId)).toEqual(['ami-old']);
     expect(dry.instances).toEqual([{ region: 'us-east-1', instanceId: 'i-stale' }]);
     expect(us.commandCalls(DeregisterImageCommand)).toHaveLength(0);
     expect(us.commandCalls(TerminateInstancesCommand)).toHaveLength(0);
 
-    await clean(c, { dryRun: false, now, clients });
+    await clean(c, { dryRun: false, now, clients, retry: { sleep: async () => undefined } });
     const order = us.calls().map((x) => (x.args[0] as { constructor: { name: string } }).constructor.name).filter((n) => n !== 'DescribeImagesCommand' && n !== 'DescribeInstancesCommand');
-    expect(order).toEqual(['DeregisterImageCommand', 'DeleteSnapshotCommand', 'TerminateInstancesCommand']);
+    expect(order).toEqual(['DeregisterImageCommand', 'DeleteSnapshotCommand', 'DeleteSnapshotCommand', 'TerminateInstancesCommand']);
     expect(us.commandCalls(DeleteSnapshotCommand)[0]!.args[0].input).toEqual({ SnapshotId: 'snap-old' });
     expect(us.commandCalls(TerminateInstancesCommand)[0]!.args[0].input).toEqual({ InstanceIds: ['i-stale'] });
+    expect(ssmUs.commandCalls(DeleteParameterCommand).map((x) => x.args[0].input)).toEqual([{ Name: '/syntropy/ami/0.9.0' }]);
+  });
+
+  it('reads every page, and goes on with the other regions when one fails, reporting it at the end', async () => {
+    const c = loadConfig({ overrides: [{ target: 'aws', aws: { region: 'us-east-1' }, publish: { regions: ['eu-west-1'] }, retention: { keep_newest: 1, max_age_days: 30 } }] }).config;
+    ec2['us-east-1']!.mock.on(DescribeImagesCommand).rejects(Object.assign(new Error('denied'), { name: 'UnauthorizedOperation' }));
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [{ ImageId: 'ami-new', CreationDate: '2026-05-30T00:00:00Z' }], NextToken: 'p2' })
+      .resolves({ Images: [{ ImageId: 'ami-old', CreationDate: '2026-01-01T00:00:00Z', BlockDeviceMappings: [{ Ebs: { SnapshotId: 'snap-old' } }] }] });
+    eu.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    eu.on(DeregisterImageCommand).resolves({});
+    eu.on(DeleteSnapshotCommand).resolves({});
+    ssm['eu-west-1']!.mock.on(GetParametersByPathCommand).resolves({ Parameters: [] });
+    await expect(clean(c, { dryRun: false, now, clients, retry: { sleep: async () => undefined } })).rejects.toThrow(/retention failed in 1 region\(s\): us-east-1: EC2 DescribeImages failed: UnauthorizedOperation/);
+    expect(eu.commandCalls(DescribeImagesCommand)[1]!.args[0].input.NextToken).toBe('p2');
+    expect(eu.commandCalls(DeregisterImageCommand).map((x) => x.args[0].input)).toEqual([{ ImageId: 'ami-old' }]);
+  });
+
+  it('makes one client per service and region, and reuses it', async () => {
+    const { cachedClients } = await import('../../scripts/lib/release/publish.ts');
+    const cc = cachedClients();
+    expect(cc.ec2('eu-west-1')).toBe(cc.ec2('eu-west-1'));
+    expect(cc.ec2('eu-west-1')).not.toBe(cc.ec2('us-east-1'));
+    expect(cc.ssm('eu-west-1')).toBe(cc.ssm('eu-west-1'));
   });
 });
 

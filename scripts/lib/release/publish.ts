@@ -31,10 +31,17 @@ export interface Clients {
   ssm(region: string): SSMClient;
 }
 
-export const defaultClients: Clients = {
-  ec2: (region) => new EC2Client({ region }),
-  ssm: (region) => new SSMClient({ region }),
-};
+/** One client per service and region, made once and reused by every call. */
+export function cachedClients(): Clients {
+  const ec2 = new Map<string, EC2Client>();
+  const ssm = new Map<string, SSMClient>();
+  return {
+    ec2: (region) => ec2.get(region) ?? ec2.set(region, new EC2Client({ region })).get(region)!,
+    ssm: (region) => ssm.get(region) ?? ssm.set(region, new SSMClient({ region })).get(region)!,
+  };
+}
+
+export const defaultClients: Clients = cachedClients();
 
 export interface PublishOptions {
   dryRun: boolean;
