@@ -43,6 +43,8 @@ export const BuildManifestSchema = z
     os: z.object({ pretty_name: z.string(), version_id: z.string() }).strict(),
     kernel: z.record(z.string(), z.string()),
     agent_image: AgentImageLockSchema,
+    /** SSM Agent in the image (aws: installed, pinned and signature-checked); null on local, which has none. */
+    ssm_agent: z.object({ version: z.string().min(1) }).strict().nullable(),
     rootfs: z.object({ used_bytes: z.number(), size_bytes: z.number() }).strict(),
     outputs: z.union([LocalOutputs, AwsOutputs]),
     durations_s: z.record(z.string(), z.number()),
@@ -66,6 +68,7 @@ export const BuildManifestSchema = z
     if ((m.target === 'local') !== (m.base_image.kind === 'local-base-disk')) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['base_image', 'kind'], message: `does not fit a ${m.target} build` });
     }
+    if (m.target === 'aws' && m.ssm_agent === null) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ssm_agent'], message: 'an aws image must carry the SSM Agent' });
     if (m.config.target !== m.target) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['config', 'target'], message: `is ${m.config.target}, the build is ${m.target}` });
   });
 

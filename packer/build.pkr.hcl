@@ -15,7 +15,7 @@ build {
   }
 
   provisioner "file" {
-    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", var.firstboot_dir, var.hardening_dir]
+    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", "${var.repo_root}/packer/keys", var.firstboot_dir, var.hardening_dir]
     destination = "/var/tmp/syntropy-build/"
   }
 
@@ -35,6 +35,14 @@ build {
     execute_command  = local.execute_command
     environment_vars = var.provisioner_env["install-docker.sh"]
     script           = "${var.repo_root}/packer/provisioners/install-docker.sh"
+  }
+
+  # aws only: Debian's official AMIs have no SSM Agent (the local target has none either: no SSM there).
+  provisioner "shell" {
+    only             = ["amazon-ebs.aws"]
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["install-ssm-agent.sh"]
+    script           = "${var.repo_root}/packer/provisioners/install-ssm-agent.sh"
   }
 
   provisioner "shell" {

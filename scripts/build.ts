@@ -148,6 +148,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     stageTemplates(templateDir, flavor);
 
     if (cfg.target === 'local') {
+      info('local target: no SSM Agent in the image (SSM Run Command and the SSM document are for EC2; the aws bake installs it)');
       const base = await phase(durations, 'base-disk', () => ensureBaseDisk(cfg));
       const agent = await phase(durations, 'agent-image', () => ensureAgentDouble(cfg));
       ctx.agent = { ref: agent.ref, digest: agent.digest, archive: agent.archive };

@@ -118,6 +118,9 @@ export const ConfigSchema = z
         ami_users: z.array(name(/^\d{12}$/, 'a 12-digit AWS account ID')).default([]),
         subnet_id: z.union([z.literal(''), name(/^subnet-[0-9a-f]+$/, 'empty or subnet-<hex>')]).default(''),
         ssh_source_cidrs: z.array(cidr).default([]),
+        // SSM Agent installed into aws images (Debian's AMIs have none); >= 3.3.2746.0 exports
+        // ENV_VAR-interpolated document parameters. Pinned; its signature is checked at bake time.
+        ssm_agent_version: name(/^\d+\.\d+\.\d+\.\d+$/, 'an SSM Agent version such as 3.3.3572.0').default('3.3.3572.0'),
         boot_test: z
           .object({
             instance_type: name(/^[a-z0-9]+\.[a-z0-9]+$/, 'an EC2 instance type such as t3.micro').default('t3.micro'),

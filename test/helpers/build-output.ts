@@ -18,7 +18,10 @@ export const AMI = 'ami-0123456789abcdef0';
 
 /** What collect-manifest.sh leaves for the build to read (image-info.tar, unpacked). */
 export function imageInfoDir(target: 'local' | 'aws', dir = mkdtempSync(join(tmpdir(), 'image-info-'))): string {
-  writeFileSync(join(dir, 'packages.tsv'), 'docker.io\t26.1.5+dfsg1-9\tamd64\nnodejs\t20.19.2+dfsg-1\tamd64\n');
+  writeFileSync(
+    join(dir, 'packages.tsv'),
+    `${target === 'aws' ? 'amazon-ssm-agent\t3.3.3572.0-1\tamd64\n' : ''}docker.io\t26.1.5+dfsg1-9\tamd64\nnodejs\t20.19.2+dfsg-1\tamd64\n`,
+  );
   writeFileSync(join(dir, 'kernel.txt'), 'running=6.12.118+deb13-cloud-amd64\nlinux-image-cloud-amd64=6.12.118-1\n');
   writeFileSync(join(dir, 'os-release'), 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_ID="13"\n');
   const lock =

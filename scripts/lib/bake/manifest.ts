@@ -45,6 +45,8 @@ export function buildManifest(m: ManifestInput): BuildManifest {
   );
   const osRelease = parseKeyValues(read('os-release').replace(/"/g, ''));
   const { hardened, baseline } = m.compliance;
+  const packages = parsePackages(read('packages.tsv'));
+  const ssm = packages.find((p) => p.name === 'amazon-ssm-agent');
   return parseContract(
     BuildManifestSchema,
     {
@@ -61,10 +63,11 @@ export function buildManifest(m: ManifestInput): BuildManifest {
       os: { pretty_name: osRelease.PRETTY_NAME ?? '', version_id: osRelease.VERSION_ID ?? '' },
       kernel,
       agent_image: parseAgentImageLock(read('agent-image.lock'), file('agent-image.lock')),
+      ssm_agent: ssm ? { version: ssm.version } : null,
       rootfs: JSON.parse(read('rootfs.json')) as unknown,
       outputs: m.outputs,
       durations_s: m.durations,
-      packages: parsePackages(read('packages.tsv')),
+      packages,
       compliance: {
         benchmark: hardened.benchmark,
         passed: hardened.passed,

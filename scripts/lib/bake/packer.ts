@@ -95,6 +95,7 @@ export const PROVISIONER_VARS = {
   'install-rootfs.sh': ['SYNTROPY_STAGING'],
   'install-docker.sh': ['DOCKER_ADDRESS_POOLS', 'DOCKER_LOG_MAX_SIZE', 'DOCKER_LOG_MAX_FILE'],
   'install-firstboot.sh': ['SYNTROPY_STAGING'],
+  'install-ssm-agent.sh': ['SYNTROPY_STAGING', 'SSM_AGENT_VERSION', 'SSM_AGENT_REGION'],
   'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST'],
   'probe-compliance.sh': ['SYNTROPY_STAGING'],
   'harden.sh': ['SYNTROPY_STAGING', 'HARDENING_ENABLED'],
@@ -116,6 +117,8 @@ export function provisionerValues(cfg: Config, ctx: BuildContext): Record<string
     AGENT_REF: ctx.agent.ref,
     AGENT_DIGEST: ctx.agent.digest,
     HARDENING_ENABLED: String(cfg.hardening.enabled),
+    SSM_AGENT_VERSION: cfg.aws.ssm_agent_version,
+    SSM_AGENT_REGION: cfg.aws.region,
   };
 }
 
