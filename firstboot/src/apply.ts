@@ -2,11 +2,14 @@
 // 0600 env file atomically, open exactly the UDP range in ufw, start the agent unit, and confirm
 // the container runs with a UDP port bound inside the range. A journal records each step before
 // it is taken, so a failure now, or a power cut, is rolled back to the state before.
-import { copyFileSync, existsSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Console } from './secrets.ts';
 import {
   clearLastError,
+  fsyncDir,
   readJournal,
+  removeTempFiles,
   readState,
   recordError,
   removeJournal,
@@ -15,6 +18,7 @@ import {
   writeState,
   type AgentSettings,
   type Journal,
+  type JournalStep,
   type Paths,
   type State,
 } from './state.ts';
@@ -118,6 +122,29 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
 
 const DOCKER_ASK_MS = 1000;
 
+/*
+ * Why every crash point is recoverable (the journal is fsynced before each step it names, and
+ * every file is replaced atomically: temp file, fsync, rename, fsync of the directory):
+ *
+ *   step (durable write)                 on disk if killed right after it   recovery does
+ *   journal {previous, next, steps: []}  old config complete                 nothing to undo: old config
+ *   agent.env.previous (copy, fsynced)   old config + a backup               not journaled: drops the backup
+ *   journal +write-env                   old config + backup                 restores the backup (same bytes)
+ *   agent.env (new, atomic)              new env, old state, backup          restores the backup: old config
+ *   journal +firewall +start-agent       new env, maybe rule/agent running   stops the agent, removes the rule,
+ *                                                                            restores the backup, restarts the
+ *                                                                            previous agent: old config
+ *   journal +commit                      new env, rule, agent; old state     rolls FORWARD: writes `next` as the
+ *                                                                            state: new config
+ *   state.json (new)                     new config, journal left            rolls forward (state already new)
+ *   journal removed                      new config, backup left             drops the backup
+ *   backup removed                       new config                          nothing
+ *
+ * So at every point the old configuration or the new one is complete, never a mix. A first
+ * configure has no backup: "restore" then means removing agent.env. Temporary files (which may
+ * hold the token) end in TEMP_SUFFIX and are removed by every recovery.
+ */
+
 /** Undoes the journaled steps in reverse; the previous configuration, if any, comes back. */
 export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
   const { p, sys } = deps;
@@ -138,18 +165,43 @@ export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
       await attempt('restore the env file', () => {
         if (existsSync(p.envBackup)) renameSync(p.envBackup, p.envFile);
         else rmSync(p.envFile, { force: true });
+        fsyncDir(dirname(p.envFile));
       });
     }
   }
   if (j.previous && j.steps.includes('start-agent')) await attempt('restart the previous agent', () => sys.startAgent());
+  // A backup the journal never counted on (killed before journaling write-env) is stale.
+  rmSync(p.envBackup, { force: true });
   removeJournal(p);
   return problems;
 }
 
-/** Called at the start of every run: a journal left behind means an apply was cut off. */
+/** Finishes an apply that was complete on disk (journaled `commit`) but not yet recorded. */
+function rollForward(j: Journal, p: Paths): void {
+  if (j.next) writeState(p, j.next);
+  removeJournal(p);
+  rmSync(p.envBackup, { force: true });
+  fsyncDir(dirname(p.envBackup));
+}
+
+/**
+ * Called at the start of every run: a journal left behind means an apply was cut off; it is
+ * finished if it had committed, otherwise undone. Temporary files of a killed run are removed.
+ */
 export async function recoverInterrupted(deps: ApplyDeps): Promise<boolean> {
-  const j = readJournal(deps.p);
-  if (!j) return false;
+  const { p } = deps;
+  removeTempFiles(p);
+  const j = readJournal(p);
+  if (!j) {
+    // Killed after the journal was removed but before the backup was: the backup is stale.
+    rmSync(p.envBackup, { force: true });
+    return false;
+  }
+  if (j.steps.includes('commit')) {
+    deps.con.warn('A previous configuration had been applied but not recorded; finishing it.');
+    rollForward(j, p);
+    return true;
+  }
   deps.con.warn('A previous configuration attempt was interrupted; undoing what it had applied.');
   const problems = await rollback(j, deps);
   for (const pr of problems) deps.con.warn(`  could not ${pr}`);
@@ -161,8 +213,8 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
   const range = toRange(input.settings.portRange);
   const prev = readState(p);
   const previous = prev && prev.instanceId === input.instanceId ? prev : null;
-  const journal: Journal = { instanceId: input.instanceId, range: input.settings.portRange, previous, steps: [] };
-  const mark = (step: string) => {
+  const journal: Journal = { instanceId: input.instanceId, range: input.settings.portRange, previous, next: null, steps: [] };
+  const mark = (step: JournalStep) => {
     journal.steps.push(step);
     writeJournal(p, journal);
   };
@@ -172,11 +224,9 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     await verifyImage(deps);
 
     failedStep = 'write /etc/syntropy/agent.env';
+    // The backup is complete and durable before the journal says the env file may change.
+    if (existsSync(p.envFile)) writeFileAtomic(p.envBackup, readFileSync(p.envFile, 'utf8'), 0o600);
     mark('write-env');
-    if (existsSync(p.envFile)) {
-      copyFileSync(p.envFile, p.envBackup);
-      chmodSync(p.envBackup, 0o600);
-    }
     writeFileAtomic(p.envFile, envFileContent(input.token, input.settings, input.instanceId.startsWith('i-') ? AWS_PROVIDER : null), 0o600);
 
     // The firewall rule and the container start are independent: run them together (both are
@@ -207,9 +257,14 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
       settings: input.settings,
       boundPort,
     };
+    // From here the new configuration is complete on disk: a crash now is finished, not undone.
+    journal.next = state;
+    failedStep = 'record the configuration';
+    mark('commit');
     writeState(p, state);
     removeJournal(p);
     rmSync(p.envBackup, { force: true });
+    fsyncDir(dirname(p.envBackup));
     clearLastError(p);
     if (previous && previous.settings.portRange !== input.settings.portRange) {
       try {
@@ -220,6 +275,11 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     }
     return state;
   } catch (e) {
+    if (journal.steps.includes('commit')) {
+      // Complete on disk; only the bookkeeping failed. Finish it rather than undo a working agent.
+      rollForward(journal, p);
+      throw new ApplyError(`could not ${failedStep}: ${(e as Error).message}`);
+    }
     const problems = await rollback(journal, deps);
     const message = `could not ${failedStep}: ${(e as Error).message}`;
     recordError(p, message);

@@ -60,10 +60,11 @@ export async function main(argv: string[], io: MainIO): Promise<number> {
 async function runMain(argv: string[], io: MainIO, con: Console): Promise<number> {
   let command = '';
   try {
-    const { values, positionals } = parseArgs({
+    const { values, positionals, tokens } = parseArgs({
       args: argv,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: {
         'non-interactive': { type: 'boolean' },
         'token-file': { type: 'string' },
@@ -84,12 +85,22 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
         help: { type: 'boolean' },
       },
     });
+    // A flag given twice is a mistake to name, not a silent "last one wins".
+    const seen = new Set<string>();
+    for (const tok of tokens ?? []) {
+      if (tok.kind !== 'option') continue;
+      if (seen.has(tok.name)) throw new UsageError(`--${tok.name} is given more than once`);
+      seen.add(tok.name);
+    }
     command = positionals[0] ?? '';
     if (values.help || !command) {
       con.say('usage: syntropy-firstboot configure|reconfigure|status|update-agent|recover|boot|console [options] (see the README)');
       return values.help ? 0 : 2;
     }
     if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+    if (values.root !== undefined && !values.root.startsWith('/')) {
+      throw new UsageError(`--root must be an absolute directory, not ${JSON.stringify(values.root)} (the token file would land in the working directory)`);
+    }
     const root = values.root ?? '/';
     const live = values.root === undefined;
     const p = paths(root);
@@ -99,7 +110,8 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
       con,
       p,
       sys: live ? new LiveSystem() : new PlanSystem((l) => con.say(l)),
-      imds: imdsEndpoint ? new ImdsClient(imdsEndpoint, 10_000, 6) : null,
+      // 3 tries of at most 5 s each, remembered: a silent service costs ~15 s once, not per call.
+      imds: imdsEndpoint ? new ImdsClient(imdsEndpoint, 5_000, 3, (m) => con.warn(m)) : null,
       ssmEndpoint: values['ssm-endpoint'],
       region: values.region,
       prompt: io.prompt ?? { input: io.stdin, output: io.stdout as NodeJS.WritableStream },

@@ -1,10 +1,10 @@
 // Which instance this is, and the one lock all configuration runs share. A configuration belongs
 // to one instance: an image made from a configured instance must not reuse its token.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UsageError, type Env } from './env.ts';
 import { SourceError } from './sources.ts';
-import { readState, writeFileAtomic, type Paths, type State } from './state.ts';
+import { readState, type Paths, type State } from './state.ts';
 import { checkAgentName } from './validate.ts';
 
 /** EC2 (Nitro and Xen) identifies itself in DMI; the local images copy that through SMBIOS. */
@@ -90,26 +90,64 @@ export function configuredFor(p: Paths, id: string): State | null {
   return s && s.status === 'configured' && s.instanceId === id ? s : null;
 }
 
-/** A simple exclusive lock so the console, SSH login and SSM cannot apply at the same time. */
-export function withLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
-  const dir = join(p.root, 'run/syntropy/firstboot.lock');
-  mkdirSync(dirname(dir), { recursive: true });
+const pidOf = (dir: string): number => {
   try {
-    mkdirSync(dir);
+    return Number(readFileSync(join(dir, 'pid'), 'utf8')) || 0;
   } catch {
-    const pidFile = join(dir, 'pid');
-    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
-    let alive = false;
-    try {
-      if (pid > 0) process.kill(pid, 0);
-      alive = pid > 0;
-    } catch {
-      alive = false;
-    }
-    if (alive) throw new UsageError(`another syntropy-firstboot (pid ${pid}) is configuring the agent right now`);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir);
+    return 0;
   }
-  writeFileAtomic(join(dir, 'pid'), String(process.pid), 0o644);
-  return fn().finally(() => rmSync(dir, { recursive: true, force: true }));
+};
+
+const alive = (pid: number): boolean => {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * One exclusive lock for the console, SSH login, SSM and boot, so only one run applies at a
+ * time. The lock is a directory that holds its owner's pid from the moment it exists: it is built
+ * under a private name and renamed into place (atomic), so no run ever sees a lock without a pid.
+ * A lock whose owner is dead is moved aside (atomically, once) and taken.
+ */
+export function withLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
+  const lock = join(p.root, 'run/syntropy/firstboot.lock');
+  mkdirSync(dirname(lock), { recursive: true });
+  // Private lock directories of runs that died before renaming theirs into place.
+  for (const n of readdirSync(dirname(lock))) {
+    const m = /^firstboot\.lock\.(\d+)$/.exec(n);
+    if (m && !alive(Number(m[1]))) rmSync(join(dirname(lock), n), { recursive: true, force: true });
+  }
+  const mine = `${lock}.${process.pid}`;
+  rmSync(mine, { recursive: true, force: true });
+  mkdirSync(mine);
+  // /run is memory: the pid needs no fsync, only to be inside before the rename.
+  writeFileSync(join(mine, 'pid'), String(process.pid), { mode: 0o644 });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      renameSync(mine, lock);
+      break;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
+      const owner = pidOf(lock);
+      if (alive(owner) || attempt >= 3) {
+        rmSync(mine, { recursive: true, force: true });
+        throw new UsageError(`another syntropy-firstboot (pid ${owner}) is configuring the agent right now`);
+      }
+      // Stale: move it aside under a unique name; only one run can win that rename.
+      const aside = `${lock}.stale.${process.pid}.${attempt}`;
+      try {
+        renameSync(lock, aside);
+        rmSync(aside, { recursive: true, force: true });
+      } catch {
+        /* another run moved it first; try again */
+      }
+    }
+  }
+  return fn().finally(() => rmSync(lock, { recursive: true, force: true }));
 }

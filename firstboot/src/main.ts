@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // Entry point of syntropy-firstboot (bundled to one file for Debian's nodejs in the image).
 import { main } from './cli.ts';
+import { installRedactionBoundary } from './secrets.ts';
+
+// Nothing any library prints reaches the journal or the console unredacted.
+installRedactionBoundary();
 
 // The SDK's Node-version notice would reach the journal and the console on every boot; the
 // bundled SDK is pinned to a release that supports Debian 13's Node 20 (see the README).

@@ -41,3 +41,21 @@ export class Console {
     this.err.write(`${redact(msg)}\n`);
   }
 }
+
+/**
+ * The one redaction boundary: every write to the process's stdout and stderr, whoever makes it
+ * (this code, a library's console.warn or process.emitWarning, an uncaught error), passes
+ * through `redact` first. Installed once by the entry point, before any secret is read.
+ */
+export function installRedactionBoundary(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
+  for (const s of streams) {
+    const original = s.write.bind(s) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    s.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (secrets.size === 0) return original(chunk, ...rest);
+      const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) || chunk instanceof Uint8Array ? Buffer.from(chunk).toString('utf8') : String(chunk);
+      const encoding = typeof rest[0] === 'string' ? rest[0] : undefined;
+      const plain = encoding && encoding !== 'utf8' && typeof chunk === 'string' ? Buffer.from(chunk, encoding as BufferEncoding).toString('utf8') : text;
+      return original(redact(plain), ...(encoding ? rest.slice(1) : rest));
+    }) as typeof s.write;
+  }
+}

@@ -1,6 +1,7 @@
 // Where configuration comes from: EC2 user data through IMDSv2 (never IMDSv1), a SecureString
 // in SSM Parameter Store, or the dialogue. This module covers the first two.
 import { request } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { checkAgentName, checkSsmParameterName, checkToken, parseTags } from './validate.ts';
 import { registerSecret } from './secrets.ts';
@@ -19,6 +20,7 @@ export interface InstanceIdentity {
 interface HttpAnswer {
   status: number;
   body: string;
+  raw: Buffer;
 }
 
 /**
@@ -26,40 +28,65 @@ interface HttpAnswer {
  * connection per request like curl: Node's default keep-alive leaves idle sockets open to the
  * metadata address, and several first-boot processes holding them starved new requests.
  */
-function httpRequest(url: string, method: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpAnswer> {
+function httpRequest(url: string, method: string, headers: Record<string, string>, timeoutMs: number, maxBytes: number): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: { ...headers, Connection: 'close' }, agent: false, timeout: timeoutMs }, (res) => {
+    const req = request(url, { method, headers: { ...headers, Connection: 'close' }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) req.destroy(new Error(`answer larger than ${maxBytes} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, body: raw.toString('utf8'), raw });
+      });
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    // An overall deadline, not an idle timeout: a service that drips a byte now and then must not
+    // hold first boot forever.
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', reject);
     req.end();
   });
 }
 
+/** EC2 caps user data at 16 KiB (before base64); a larger answer is not this instance's user data. */
+export const USER_DATA_MAX_BYTES = 16 * 1024;
+/** Metadata values are small; anything over this is refused. */
+const METADATA_MAX_BYTES = 64 * 1024;
+
 export class ImdsClient {
   private token: string | null = null;
+  /** Once the service has failed every attempt, later calls fail at once with the same reason. */
+  private down: SourceError | null = null;
 
   constructor(
     readonly endpoint = 'http://169.254.169.254',
     private readonly timeoutMs = 2000,
     private readonly attempts = 3,
+    /** Told once, when the first attempt fails, that the service is being waited for. */
+    private readonly onWait: (message: string) => void = () => undefined,
   ) {}
 
-  private async request(method: 'PUT' | 'GET', path: string, headers: Record<string, string>): Promise<HttpAnswer> {
+  private async request(method: 'PUT' | 'GET', path: string, headers: Record<string, string>, maxBytes = METADATA_MAX_BYTES): Promise<HttpAnswer> {
+    if (this.down) throw this.down;
     let last: unknown;
     for (let i = 0; i < this.attempts; i++) {
       try {
-        return await httpRequest(`${this.endpoint}${path}`, method, headers, this.timeoutMs);
+        return await httpRequest(`${this.endpoint}${path}`, method, headers, this.timeoutMs, maxBytes);
       } catch (e) {
         last = e;
+        if (/larger than/.test((e as Error).message)) break;
+        if (i === 0) this.onWait(`Waiting for the instance metadata service at ${this.endpoint} (up to ${this.attempts} tries of ${this.timeoutMs / 1000} s)...`);
         await new Promise((r) => setTimeout(r, 200 * (i + 1)));
       }
     }
-    throw new SourceError(`instance metadata service at ${this.endpoint} did not answer (${(last as Error).message})`);
+    const err = new SourceError(`instance metadata service at ${this.endpoint} did not answer ${path} (${(last as Error).message})`);
+    if (!/larger than/.test((last as Error).message)) this.down = err;
+    throw err;
   }
 
   /** IMDSv2 session token; there is deliberately no IMDSv1 fallback. */
@@ -72,12 +99,16 @@ export class ImdsClient {
   }
 
   /** GET a metadata path; null when it does not exist (404). */
-  async get(path: string): Promise<string | null> {
+  async get(path: string, maxBytes = METADATA_MAX_BYTES): Promise<string | null> {
+    return (await this.getRaw(path, maxBytes))?.toString('utf8') ?? null;
+  }
+
+  async getRaw(path: string, maxBytes = METADATA_MAX_BYTES): Promise<Buffer | null> {
     const token = await this.sessionToken();
-    const res = await this.request('GET', path, { 'X-aws-ec2-metadata-token': token });
+    const res = await this.request('GET', path, { 'X-aws-ec2-metadata-token': token }, maxBytes);
     if (res.status === 404) return null;
     if (res.status !== 200) throw new SourceError(`instance metadata ${path} answered HTTP ${res.status}`);
-    return res.body;
+    return res.raw;
   }
 
   private known: InstanceIdentity | null = null;
@@ -91,12 +122,55 @@ export class ImdsClient {
     return this.known;
   }
 
+  /** User data as text; gzip-compressed user data (a standard cloud-init form) is decompressed. */
   async userData(): Promise<string | null> {
-    return await this.get('/latest/user-data');
+    try {
+      const raw = await this.getRaw('/latest/user-data', USER_DATA_MAX_BYTES);
+      return raw === null ? null : decodeUserData(raw);
+    } catch (e) {
+      if (/larger than/.test((e as Error).message)) throw new SourceError(`user data is larger than EC2's ${USER_DATA_MAX_BYTES / 1024} KiB limit; it was not read`);
+      throw e;
+    }
   }
 }
 
 // ---------------------------------------------------------------- user data
+
+/** What cloud-init accepts compressed: gzip. Decompressed text is capped as well. */
+export function decodeUserData(raw: Buffer): string {
+  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+    try {
+      return gunzipSync(raw, { maxOutputLength: 1024 * 1024 }).toString('utf8');
+    } catch (e) {
+      throw new SourceError(`user data is gzip-compressed but does not decompress (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
+  return raw.toString('utf8');
+}
+
+/**
+ * The parts of MIME multipart user data (cloud-init's "mime-multi-part archive") that can hold a
+ * `syntropy:` section: text/cloud-config, text/plain and text/yaml parts, base64 decoded.
+ */
+export function multipartConfigs(text: string): string[] | null {
+  const head = text.slice(0, 4096);
+  if (!/^Content-Type:\s*multipart\//im.test(head)) return null;
+  const b = /boundary="?([^";\r\n]+)"?/i.exec(head)?.[1];
+  if (!b) throw new SourceError('user data is MIME multipart without a boundary');
+  const parts: string[] = [];
+  for (const chunk of text.split(`--${b}`).slice(1)) {
+    if (chunk.startsWith('--')) break;
+    const sep = chunk.search(/\r?\n\r?\n/);
+    if (sep < 0) continue;
+    const headers = chunk.slice(0, sep);
+    let body = chunk.slice(sep).replace(/^\r?\n\r?\n/, '');
+    const type = /^Content-Type:\s*([^;\s]+)/im.exec(headers)?.[1]?.toLowerCase() ?? 'text/plain';
+    if (!['text/cloud-config', 'text/plain', 'text/yaml', 'text/x-yaml'].includes(type)) continue;
+    if (/^Content-Transfer-Encoding:\s*base64/im.test(headers)) body = Buffer.from(body, 'base64').toString('utf8');
+    parts.push(body);
+  }
+  return parts;
+}
 
 /** Settings as given by a source, before the port range is checked against the host. */
 export interface RawSettings {
@@ -121,10 +195,20 @@ const USER_DATA_KEYS = ['port_range', 'agent_name', 'tags', 'token', 'token_ssm_
  */
 export function parseUserData(text: string | null): UserDataResult | null {
   if (text === null || text.trim() === '') return null;
-  if (text.startsWith('#!') || /^Content-Type:\s*multipart\//im.test(text.slice(0, 512))) return null;
+  const parts = multipartConfigs(text);
+  if (parts !== null) {
+    const found = parts.map((p) => parseUserData(p)).filter((r): r is UserDataResult => r !== null);
+    if (found.length > 1) throw new SourceError('user data: more than one part of the multipart user data has a syntropy section');
+    return found[0] ?? null;
+  }
+  if (text.startsWith('#!')) return null;
+  // A token line is registered before the YAML library sees it, so nothing it says can show it.
+  for (const m of text.matchAll(/^\s*"?token"?\s*:\s*(?:![^\s]*\s+)?["']?([^"'\s#]+)/gm)) registerSecret(m[1]!);
   let doc: unknown;
   try {
-    doc = parseYaml(text, { uniqueKeys: true });
+    // logLevel 'error': errors are thrown (and never printed by us), warnings are not printed at
+    // all: the library's own warnings could quote the token line.
+    doc = parseYaml(text, { uniqueKeys: true, logLevel: 'error', prettyErrors: false });
   } catch (e) {
     if (!/syntropy/i.test(text)) return null;
     const line = (e as { linePos?: { line: number }[] }).linePos?.[0]?.line;
@@ -139,7 +223,9 @@ export function parseUserData(text: string | null): UserDataResult | null {
   if (typeof s.token === 'string') registerSecret(s.token);
   for (const k of Object.keys(s)) {
     if (!(USER_DATA_KEYS as readonly string[]).includes(k)) {
-      throw new SourceError(`user data: syntropy.${k} is not a known setting (allowed: ${USER_DATA_KEYS.join(', ')})`);
+      // Only a plain name is echoed: a collection used as a key could be the token itself.
+      const shown = /^[A-Za-z_][A-Za-z0-9_-]{0,39}$/.test(k) ? `syntropy.${k} is` : 'a key of the syntropy section is';
+      throw new SourceError(`user data: ${shown} not a known setting (allowed: ${USER_DATA_KEYS.join(', ')})`);
     }
   }
   const str = (k: string): string | undefined => {
@@ -190,7 +276,26 @@ export function parseUserData(text: string | null): UserDataResult | null {
 
 /** The part of SSMClient this service uses, so tests and callers can pass any SSMClient. */
 export interface SsmLike {
-  send(command: unknown): Promise<unknown>;
+  send(command: unknown, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+}
+
+/** The whole Parameter Store read, retries included, ends within this. */
+export const SSM_DEADLINE_MS = 30_000;
+
+/** What went wrong with a Parameter Store call, in words an operator can act on. */
+export function describeSsmFailure(e: unknown): string {
+  const err = e as Error & { code?: string; cause?: { code?: string } };
+  const code = err.code ?? err.cause?.code;
+  const msg = (err.message ?? '').split('\n')[0]!.slice(0, 200);
+  if (code && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
+    return `cannot reach Parameter Store (${code}${msg ? `: ${msg}` : ''}); check the route to the SSM endpoint or its VPC endpoint`;
+  }
+  if (err.name === 'TimeoutError' || err.name === 'AbortError') return `Parameter Store did not answer within ${SSM_DEADLINE_MS / 1000} s`;
+  if (/region is missing/i.test(msg)) return 'no AWS region is known (the instance metadata gave none): pass --region';
+  if (err.name === 'SyntaxError' || /deserializ|unexpected token|not valid json/i.test(msg)) {
+    return `the answer was not Parameter Store's JSON (${err.name}: ${msg}); is AWS_ENDPOINT_URL_SSM or --ssm-endpoint right?`;
+  }
+  return `${err.name}: ${msg || 'no message'}`;
 }
 
 /**
@@ -202,7 +307,7 @@ export async function readTokenParameter(name: string, region: string, makeClien
   const client = await makeClient(region);
   let res: { Parameter?: { Type?: string; Value?: string } };
   try {
-    res = (await client.send(new GetParameterCommand({ Name: name, WithDecryption: true }))) as typeof res;
+    res = (await client.send(new GetParameterCommand({ Name: name, WithDecryption: true }), { abortSignal: AbortSignal.timeout(SSM_DEADLINE_MS) })) as typeof res;
   } catch (e) {
     const err = e as Error;
     const where = `SSM parameter ${name}${region ? ` in ${region}` : ''}`;
@@ -214,21 +319,25 @@ export async function readTokenParameter(name: string, region: string, makeClien
       case 'ParameterVersionNotFound':
         throw new SourceError(`${where}: that version does not exist`);
       default:
-        throw new SourceError(`reading ${where} failed: ${err.name}`);
+        throw new SourceError(`reading ${where} failed: ${describeSsmFailure(err)}`);
     }
   }
   const p = res.Parameter;
   if (!p || typeof p.Value !== 'string') throw new SourceError(`SSM parameter ${name} has no value`);
   registerSecret(p.Value);
+  // `put-parameter --value file://token` stores the file's trailing newline; --token-file strips one too.
+  const value = p.Value.replace(/\r?\n$/, '');
+  registerSecret(value);
   if (p.Type !== 'SecureString') {
     throw new SourceError(`SSM parameter ${name} is a ${p.Type ?? 'plain'} parameter; store the agent token as a SecureString`);
   }
-  const ok = checkToken(p.Value);
+  const ok = checkToken(value);
   if (ok !== true) throw new SourceError(`SSM parameter ${name}: ${ok}`);
-  return p.Value;
+  return value;
 }
 
 export async function defaultSsmClient(region: string, endpoint?: string): Promise<SsmLike> {
   const { SSMClient } = await import('@aws-sdk/client-ssm');
-  return new SSMClient({ region: region || undefined, ...(endpoint ? { endpoint } : {}) });
+  // Bounded: a silent endpoint costs seconds, not the SDK's defaults (no socket timeout).
+  return new SSMClient({ region: region || undefined, maxAttempts: 3, requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 }, ...(endpoint ? { endpoint } : {}) });
 }

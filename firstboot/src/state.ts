@@ -1,8 +1,9 @@
 // Files first boot owns, all under a root directory (`/` on an instance, DIR with --root):
 // the 0600 env file, the state marker keyed on the instance, and the apply journal that lets a
 // power cut mid-apply be rolled back on the next boot.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { z } from 'zod';
 
 export interface Paths {
   root: string;
@@ -29,11 +30,15 @@ export function paths(root = '/'): Paths {
   };
 }
 
+/** Temporary files of writeFileAtomic end so; a kill can leave one (with a copy of the token). */
+export const TEMP_SUFFIX = '.syntropy-tmp';
+
 /** Writes a file atomically: temp file with the final mode, fsync, rename, fsync the directory. */
 export function writeFileAtomic(file: string, content: string, mode: number): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${Date.now()}-${process.pid}.tmp`);
+  const tmp = join(dir, `.${basename(file)}.${process.pid}${TEMP_SUFFIX}`);
+  rmSync(tmp, { force: true });
   const fd = openSync(tmp, 'wx', mode);
   try {
     writeSync(fd, content);
@@ -55,34 +60,65 @@ export function writeFileAtomic(file: string, content: string, mode: number): vo
   }
 }
 
-export interface AgentSettings {
-  portRange: string;
-  agentName: string;
-  tags: string[];
-  networkApi: string;
-}
-
-export interface State {
-  status: 'configured';
-  instanceId: string;
-  configuredAt: string;
-  /**
-   * Where the configuration came from: EC2 user data (token inline or from Parameter Store),
-   * `configure --token-ssm-parameter` (the SSM document), the dialogue, or other flags.
-   */
-  source: 'user-data' | 'ssm' | 'dialogue' | 'flags';
-  settings: AgentSettings;
-  boundPort: number | null;
-  lastError?: string;
-}
-
-export function readState(p: Paths): State | null {
-  if (!existsSync(p.stateFile)) return null;
-  try {
-    return JSON.parse(readFileSync(p.stateFile, 'utf8')) as State;
-  } catch {
-    return null;
+/** Removes temporary files a killed run left in the directories first boot writes. */
+export function removeTempFiles(p: Paths): string[] {
+  const removed: string[] = [];
+  for (const dir of [dirname(p.envFile), dirname(p.stateFile)]) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names.filter((x) => x.endsWith(TEMP_SUFFIX))) {
+      rmSync(join(dir, n), { force: true });
+      removed.push(join(dir, n));
+    }
   }
+  return removed;
+}
+
+const AgentSettingsSchema = z
+  .object({
+    portRange: z.string().regex(/^\d{1,5}-\d{1,5}$/),
+    agentName: z.string().min(1),
+    tags: z.array(z.string()),
+    networkApi: z.string(),
+  })
+  .strict();
+export type AgentSettings = z.infer<typeof AgentSettingsSchema>;
+
+export const StateSchema = z
+  .object({
+    status: z.literal('configured'),
+    instanceId: z.string().min(1),
+    configuredAt: z.string(),
+    /**
+     * Where the configuration came from: EC2 user data (token inline or from Parameter Store),
+     * `configure --token-ssm-parameter` (the SSM document), the dialogue, or other flags.
+     */
+    source: z.enum(['user-data', 'ssm', 'dialogue', 'flags']),
+    settings: AgentSettingsSchema,
+    boundPort: z.number().int().nullable(),
+    lastError: z.string().optional(),
+  })
+  .strict();
+export type State = z.infer<typeof StateSchema>;
+
+/** Parses a JSON file with a schema; null when it is absent, unreadable or not of that shape. */
+function readJsonFile<S extends z.ZodTypeAny>(file: string, schema: S): { value: z.infer<S> | null; broken: boolean } {
+  if (!existsSync(file)) return { value: null, broken: false };
+  try {
+    const r = schema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    return r.success ? { value: r.data as z.infer<S>, broken: false } : { value: null, broken: true };
+  } catch {
+    return { value: null, broken: true };
+  }
+}
+
+/** The saved state; a hand-edited or torn state file counts as no configuration. */
+export function readState(p: Paths): State | null {
+  return readJsonFile(p.stateFile, StateSchema).value;
 }
 
 export function writeState(p: Paths, s: State): void {
@@ -103,22 +139,29 @@ export function clearLastError(p: Paths): void {
   rmSync(join(dirname(p.stateFile), 'last-error'), { force: true });
 }
 
-/** The apply journal: what was done, without the token, so it can be undone after a crash. */
-export interface Journal {
-  instanceId: string;
-  range: string;
-  previous: State | null;
-  steps: string[];
-}
+/**
+ * The apply journal: what was done, without the token, so it can be undone (or finished) after a
+ * crash. `next` is the state the apply writes once complete; `commit` in `steps` means the new
+ * configuration is complete on disk and only the bookkeeping remains (recovery rolls forward).
+ */
+export const JournalSchema = z
+  .object({
+    instanceId: z.string(),
+    range: z.string(),
+    previous: StateSchema.nullable(),
+    next: StateSchema.nullable(),
+    steps: z.array(z.enum(['write-env', 'firewall', 'start-agent', 'commit'])),
+  })
+  .strict();
+export type Journal = z.infer<typeof JournalSchema>;
+export type JournalStep = Journal['steps'][number];
 
 export function readJournal(p: Paths): Journal | null {
-  if (!existsSync(p.journalFile)) return null;
-  try {
-    return JSON.parse(readFileSync(p.journalFile, 'utf8')) as Journal;
-  } catch {
-    // A journal torn by the power cut still means an apply was under way.
-    return { instanceId: '', range: '', previous: null, steps: ['write-env', 'firewall', 'start-agent'] };
-  }
+  const { value, broken } = readJsonFile(p.journalFile, JournalSchema);
+  if (value) return value;
+  // A journal torn by a power cut, or edited by hand, still means an apply was under way: undo
+  // every step it could have taken (each undo is harmless when the step never happened).
+  return broken ? { instanceId: '', range: '', previous: null, next: null, steps: ['write-env', 'firewall', 'start-agent'] } : null;
 }
 
 export function writeJournal(p: Paths, j: Journal): void {
@@ -127,4 +170,20 @@ export function writeJournal(p: Paths, j: Journal): void {
 
 export function removeJournal(p: Paths): void {
   rmSync(p.journalFile, { force: true });
+  fsyncDir(dirname(p.journalFile));
+}
+
+/** Makes a rename or removal in `dir` durable. */
+export function fsyncDir(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

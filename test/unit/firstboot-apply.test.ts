@@ -133,7 +133,7 @@ describe('apply', () => {
     const { p, sys, deps } = setup();
     writeFileSync(p.envFile, envFileContent(TOKEN, settings), { mode: 0o600 });
     mkdirSync(join(p.root, 'var/lib/syntropy/firstboot'), { recursive: true });
-    writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, steps: ['write-env', 'firewall', 'start-agent'] });
+    writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, next: null, steps: ['write-env', 'firewall', 'start-agent'] });
     expect(await recoverInterrupted(deps)).toBe(true);
     expect(sys.calls).toEqual(['stop', 'ufw-delete 51820:51919']);
     expect(existsSync(p.envFile)).toBe(false);

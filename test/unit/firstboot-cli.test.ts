@@ -179,7 +179,10 @@ describe('boot: user data through IMDSv2, SSM SecureString, or the dialogue', ()
     mkdirSync(join(root, 'var/lib/syntropy/firstboot'), { recursive: true });
     mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
     writeFileSync(join(root, 'etc/syntropy/agent.env'), `SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, { mode: 0o600 });
-    writeFileSync(join(root, 'var/lib/syntropy/firstboot/state.json'), JSON.stringify({ status: 'configured', instanceId: 'i-0other', settings: { portRange: '50000-50001' } }));
+    writeFileSync(
+      join(root, 'var/lib/syntropy/firstboot/state.json'),
+      JSON.stringify({ status: 'configured', instanceId: 'i-0other', source: 'dialogue', configuredAt: 't', settings: { portRange: '50000-50003', agentName: 'a', tags: [], networkApi: 'none' }, boundPort: null }),
+    );
     const r = await run(['boot', '--root', root, '--imds-endpoint', endpoint]);
     expect(r.err).toMatch(/belongs to another instance/);
     expect(existsSync(join(root, 'etc/syntropy/agent.env'))).toBe(false);

@@ -95,7 +95,7 @@ describe('first-boot units', () => {
     expect((await run(['recover', '--root', root])).code).toBe(0);
     mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
     writeFileSync(p.envFile, 'SYNTROPY_AGENT_TOKEN=half-applied\n', { mode: 0o600 });
-    writeJournal(p, { instanceId: 'i-0123456789abcdef0', range: '51820-51830', previous: null, steps: ['write-env', 'firewall', 'start-agent'] });
+    writeJournal(p, { instanceId: 'i-0123456789abcdef0', range: '51820-51830', previous: null, next: null, steps: ['write-env', 'firewall', 'start-agent'] });
     const r = await run(['recover', '--root', root]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/interrupted/);

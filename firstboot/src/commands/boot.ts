@@ -6,7 +6,7 @@ import type { Env } from '../env.ts';
 import { portRules, readImageSettings } from '../image-settings.ts';
 import { defaultAgentName, instanceId, withLock } from '../instance.ts';
 import { parseUserData } from '../sources.ts';
-import { readState, writeFileAtomic } from '../state.ts';
+import { readState, recordError, writeFileAtomic } from '../state.ts';
 import { applyAndReport, deps, settingsFrom, tokenFromSsm, USER_DATA_LABELS } from './common.ts';
 
 /**
@@ -54,6 +54,8 @@ export async function boot(env: Env): Promise<number> {
         return 0;
       }
     } catch (e) {
+      // Kept for `status` (last error), as the README promises.
+      recordError(env.p, `user data: ${(e as Error).message}`);
       env.con.warn(`Configuration from user data failed: ${(e as Error).message}`);
       env.con.warn('Falling back to the interactive setup.');
     }

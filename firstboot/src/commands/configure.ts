@@ -41,7 +41,8 @@ async function nonInteractiveToken(env: Env, f: ConfigureFlags): Promise<{ token
   } else {
     raw = await env.readStdin();
   }
-  const token = raw.replace(/\r?\n$/, '');
+  // One trailing newline (an editor's, or echo's) and a UTF-8 byte-order mark are not the token.
+  const token = raw.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
   registerSecret(token);
   const ok = checkToken(token);
   if (ok !== true) throw new UsageError(`${f.tokenFile ? '--token-file' : '--token-stdin'}: ${ok}`);
@@ -67,6 +68,12 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     const { token, source } = await nonInteractiveToken(env, f);
     return await withLock(env.p, async () => {
       await recoverInterrupted(deps(env));
+      // Decided under the lock: another run may have configured the instance meanwhile.
+      const now = configuredFor(env.p, id);
+      if (now && !f.reconfigure) {
+        env.con.say(`The agent was configured meanwhile (${now.source}, ${now.configuredAt}); nothing to do. To change it: sudo syntropy-firstboot reconfigure`);
+        return 0;
+      }
       await applyAndReport(env, id, token, settings, source);
       return 0;
     });

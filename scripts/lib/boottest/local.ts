@@ -330,9 +330,9 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           await session.expect(/1024 or above/);
           await session.erase(5);
           await session.send(`${RANGE}\r`);
-          await session.expect(/Agent name/i);
-          // The default is the instance ID (no Name tag in the metadata): unique across VPCs.
-          await session.expect(new RegExp(vm.imds.instanceId));
+          // The default name is the instance ID (no Name tag in the metadata): unique across VPCs.
+          // One expect: a match consumes what the session has read so far.
+          await session.expect(new RegExp(`Agent name[\\s\\S]*${vm.imds.instanceId}`, 'i'));
           await session.send('\r');
           await session.expect(/Tags/i);
           await session.send('a b\r');
