@@ -19,7 +19,7 @@ import { ensureBaseDisk } from './lib/bake/base-disk.ts';
 import { chooseAccelerator } from './lib/guest/qemu.ts';
 import { LocalVm } from './lib/guest/vm.ts';
 import { TerminalSession } from './lib/guest/pty.ts';
-import { inspectGuest, waitFor } from './lib/boottest/local.ts';
+import { inspectGuest, waitFor } from './lib/boottest/guest-state.ts';
 import { testToken } from './lib/boottest/common.ts';
 import { catalogFor } from './lib/compliance.ts';
 import { SshHost } from '../hardening/host.ts';

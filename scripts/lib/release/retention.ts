@@ -133,14 +133,33 @@ export interface CleanOptions {
   retry?: RetryOptions;
 }
 
+/** The rules a run applies, printed before any AWS call (all that --dry-run can show without credentials). */
+export function retentionPlan(cfg: Config): string[] {
+  const r = cfg.retention;
+  return [
+    `retention plan for ${cfg.image.name} in ${cleanRegions(cfg).join(', ')}:`,
+    `  keep the newest ${r.keep_newest} image(s) tagged syntropy:image=${cfg.image.name} per region; deregister older ones past ${r.max_age_days} days and delete their snapshots`,
+    `  delete version parameters under ${cfg.publish.ssm_parameter_prefix}/ that name a removed image (never .../latest)`,
+    `  terminate instances tagged syntropy:role=packer-builder or boot-test older than ${r.instance_max_age_hours} hours`,
+  ];
+}
+
+const NO_CREDENTIALS = /CredentialsProviderError|Could not load credentials|missing credentials/i;
+
 /** Every region is cleaned even when one fails; the failures are reported together at the end. */
 export async function clean(cfg: Config, opts: CleanOptions): Promise<CleanResult> {
   const result: CleanResult = { images: [], instances: [], parameters: [] };
   const failed: string[] = [];
+  const log = opts.log ?? (() => undefined);
+  for (const line of retentionPlan(cfg)) log(line);
   for (const region of cleanRegions(cfg)) {
     try {
       await cleanRegion(cfg, region, opts, result);
     } catch (e) {
+      if (opts.dryRun && NO_CREDENTIALS.test((e as Error).message)) {
+        log('no AWS credentials: nothing was listed; the plan above is what a run would apply');
+        return result;
+      }
       failed.push((e as Error).message);
       (opts.log ?? (() => undefined))(`${region}: FAILED: ${(e as Error).message}; going on with the other regions`);
     }
