@@ -5,10 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { PassThrough } from 'node:stream';
 import { mockClient } from 'aws-sdk-client-mock';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { main } from '../../firstboot/src/cli.ts';
+import { runFirstboot } from '../helpers/firstboot-run.ts';
 import { forgetSecrets } from '../../firstboot/src/secrets.ts';
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
@@ -21,14 +20,7 @@ function tokenFile(content = `${TOKEN}\n`): string {
   return f;
 }
 
-async function run(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const input = new PassThrough();
-  input.end(stdin);
-  const code = await main(args, { stdout: { write: (s) => void (out += s) }, stderr: { write: (s) => void (err += s) }, stdin: input });
-  return { code, out, err };
-}
+const run = runFirstboot;
 
 const newRoot = () => mkdtempSync(join(tmpdir(), 'fb-root-'));
 const listFiles = (root: string): string[] => readdirSync(root, { recursive: true }) as string[];

@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { main } from '../../firstboot/src/cli.ts';
+import { runFirstboot } from '../helpers/firstboot-run.ts';
 import { forgetSecrets } from '../../firstboot/src/secrets.ts';
 import { ImdsClient, parseUserData, readTokenParameter } from '../../firstboot/src/sources.ts';
 import { paths, writeState } from '../../firstboot/src/state.ts';
@@ -22,14 +21,7 @@ import { REPO } from '../../scripts/lib/paths.ts';
 const TOKEN = 'hostile-test-token-0123456789abcdef';
 afterEach(() => forgetSecrets());
 
-async function run(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const input = new PassThrough();
-  input.end(stdin);
-  const code = await main(args, { stdout: { write: (s) => void (out += s) }, stderr: { write: (s) => void (err += s) }, stdin: input });
-  return { code, out, err };
-}
+const run = runFirstboot;
 const newRoot = () => {
   const r = mkdtempSync(join(tmpdir(), 'fb-hostile-'));
   mkdirSync(join(r, 'etc'), { recursive: true });
