@@ -249,11 +249,13 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
       await firstbootSettled(vm);
       const before = await inspectGuest(vm);
       const steps = await rec.step('power cut in the middle of apply', async () => {
-        void vm.ssh(`sudo syntropy-firstboot configure --non-interactive --token-stdin --port-range ${RANGE}`, `${token}\n`);
-        // Cut once the agent's start is journaled (env file written, firewall opened, container being
-        // created): the guest watches its own journal, so the cut follows within one SSH return.
+        // One SSH session starts the apply in the background (the token on its stdin, via fd 3) and
+        // watches the journal; the cut follows once the agent's start is journaled (env file
+        // written, firewall opened, container being created). One session, not two at once: a
+        // second SSH handshake on a busy 1-vCPU guest can miss its connect timeout.
         const watch = await vm.ssh(
-          `sudo timeout 180 sh -c 'j=/var/lib/syntropy/firstboot/apply.journal; until grep -qs start-agent "$j"; do sleep 0.05; done; cat "$j"'`,
+          `sudo timeout 180 sh -c 'exec 3<&0; syntropy-firstboot configure --non-interactive --token-stdin --port-range ${RANGE} <&3 >/dev/null 2>&1 & j=/var/lib/syntropy/firstboot/apply.journal; until grep -qs start-agent "$j"; do sleep 0.05; done; cat "$j"'`,
+          `${token}\n`,
         );
         await vm.powerOff();
         check(watch.exitCode === 0, `the apply never journaled start-agent: ${watch.stderr.trim()}`);
