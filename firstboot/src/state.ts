@@ -52,17 +52,11 @@ export function writeFileAtomic(file: string, content: string, mode: number): vo
     rmSync(tmp, { force: true });
     throw e;
   }
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  fsyncDir(dir);
 }
 
 /** Removes temporary files a killed run left in the directories first boot writes. */
-export function removeTempFiles(p: Paths): string[] {
-  const removed: string[] = [];
+export function removeTempFiles(p: Paths): void {
   for (const dir of [dirname(p.envFile), dirname(p.stateFile)]) {
     let names: string[] = [];
     try {
@@ -70,12 +64,8 @@ export function removeTempFiles(p: Paths): string[] {
     } catch {
       continue;
     }
-    for (const n of names.filter((x) => x.endsWith(TEMP_SUFFIX))) {
-      rmSync(join(dir, n), { force: true });
-      removed.push(join(dir, n));
-    }
+    for (const n of names.filter((x) => x.endsWith(TEMP_SUFFIX))) rmSync(join(dir, n), { force: true });
   }
-  return removed;
 }
 
 const AgentSettingsSchema = z
@@ -173,13 +163,14 @@ export function removeJournal(p: Paths): void {
   fsyncDir(dirname(p.journalFile));
 }
 
-/** Makes a rename or removal in `dir` durable. */
+/** Makes a rename or removal in `dir` durable (a directory that is gone has nothing to keep). */
 export function fsyncDir(dir: string): void {
   let fd: number;
   try {
     fd = openSync(dir, 'r');
-  } catch {
-    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
   }
   try {
     fsyncSync(fd);

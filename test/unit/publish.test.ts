@@ -1,7 +1,7 @@
 // publish and clean against the real AWS SDK v3, mocked at the client boundary: one client
 // (and one mock) per region, so each region's calls can be told apart.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';

@@ -79,11 +79,16 @@ class AwsRun {
     return this.cfg.aws.boot_test.timeout_minutes * 60_000;
   }
 
+  /** The instance's state and status checks (IncludeAllInstances: stopped ones too). */
+  async instanceStatus() {
+    const st = await awsCall(this.region, 'DescribeInstanceStatus', () => this.d.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [this.id], IncludeAllInstances: true })));
+    return st.InstanceStatuses?.[0];
+  }
+
   /** Both status checks ok; a stopped or terminated instance fails at once. */
   statusOk(): Promise<true> {
     return poll(this.d, `status checks of ${this.id}`, this.timeout, async () => {
-      const st = await awsCall(this.region, 'DescribeInstanceStatus', () => this.d.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [this.id], IncludeAllInstances: true })));
-      const s = st.InstanceStatuses?.[0];
+      const s = await this.instanceStatus();
       if (s?.InstanceState?.Name === 'terminated' || s?.InstanceState?.Name === 'stopped') throw new Error(`${this.id} is ${s.InstanceState.Name}`);
       return s?.InstanceStatus?.Status === 'ok' && s?.SystemStatus?.Status === 'ok' ? true : null;
     });
@@ -175,10 +180,7 @@ const documentThenPowerCut: Step = async (run) => {
     await awsCall(run.region, 'StopInstances', () => run.d.ec2.send(new StopInstancesCommand({ InstanceIds: [run.id], Force: true })));
   });
   await run.rec.step('stopped, then started again', async () => {
-    await poll(run.d, `stop of ${run.id}`, run.timeout, async () => {
-      const st = await awsCall(run.region, 'DescribeInstanceStatus', () => run.d.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [run.id], IncludeAllInstances: true })));
-      return st.InstanceStatuses?.[0]?.InstanceState?.Name === 'stopped' ? true : null;
-    });
+    await poll(run.d, `stop of ${run.id}`, run.timeout, async () => ((await run.instanceStatus())?.InstanceState?.Name === 'stopped' ? true : null));
     await awsCall(run.region, 'StartInstances', () => run.d.ec2.send(new StartInstancesCommand({ InstanceIds: [run.id] })));
   });
   await run.rec.step('back up after the cut', () => run.statusOk());

@@ -161,6 +161,14 @@ export function agentUp(g: GuestState): boolean {
   return !!g.container?.running && g.wgPorts.length >= AGENT_WG_INTERFACES.length;
 }
 
+/** Waits until the agent is up (container running, four WireGuard ports bound); returns what the guest shows. */
+export function waitForAgent(vm: LocalVm, what: string, timeoutMs: number): Promise<GuestState> {
+  return waitFor(what, timeoutMs, async () => {
+    const g = await inspectGuest(vm);
+    return agentUp(g) ? g : null;
+  });
+}
+
 /**
  * What a configured instance must show: the container from the preloaded image, four WireGuard
  * interfaces each on a port inside the range (none on a random port the firewall would block),

@@ -12,7 +12,7 @@ import { SshHost } from '../../../hardening/host.ts';
 import { runChecks } from '../../../hardening/runner.ts';
 import { buildReport } from '../../../hardening/report.ts';
 import type { CatalogEntry } from '../../../hardening/catalog.ts';
-import { agentUp, assertConfigured, assertFirewallDelta, firstbootSettled, firstbootStatus, inspectGuest, tokenLeaks, waitFor, type GuestState } from './guest-state.ts';
+import { assertConfigured, assertFirewallDelta, firstbootSettled, firstbootStatus, inspectGuest, tokenLeaks, waitFor, waitForAgent, type GuestState } from './guest-state.ts';
 
 export interface LocalBootContext {
   image: string;
@@ -92,10 +92,7 @@ async function configureByUserData(vm: LocalVm, rec: Recorder, ssm: SsmDouble, r
     check(s.configured && s.source === 'user-data', `not configured from user data: ${JSON.stringify(s)}`);
   });
   const g = await rec.step('agent running from the preloaded image', async () => {
-    const g = await waitFor('the agent to bind its port', 120_000, async () => {
-      const g = await inspectGuest(vm);
-      return agentUp(g) ? g : null;
-    });
+    const g = await waitForAgent(vm, 'the agent to bind its port', 120_000);
     assertConfigured(g, UD_RANGE);
     return g;
   }, (g) => `udp ${g.wgPorts.join(' ')}`);
@@ -168,10 +165,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         await session.close();
       }
       const after = await rec.step('agent runs from the preloaded image, four WireGuard ports in range, env 0600', async () => {
-        const g = await waitFor('the agent to bind its four ports', 60_000, async () => {
-          const g = await inspectGuest(vm);
-          return agentUp(g) ? g : null;
-        });
+        const g = await waitForAgent(vm, 'the agent to bind its four ports', 60_000);
         assertConfigured(g, RANGE);
         check(g.agentName === vm.imds.instanceId, `agent name ${g.agentName}, want the instance ID ${vm.imds.instanceId}`);
         return g;
@@ -226,10 +220,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           await vm.waitForSsh(900_000);
         });
         await rec.step('agent comes back by itself', async () => {
-          const g = await waitFor('the agent after reboot', 180_000, async () => {
-            const g = await inspectGuest(vm);
-            return agentUp(g) ? g : null;
-          });
+          const g = await waitForAgent(vm, 'the agent after reboot', 180_000);
           assertConfigured(g, UD_RANGE);
         });
         await rec.step('no dialogue and no second configuration', async () => {
@@ -289,10 +280,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         await rec.step('configures normally after the rollback', async () => {
           const r = await vm.ssh(`sudo syntropy-firstboot configure --non-interactive --token-stdin --port-range ${RANGE}`, `${token}\n`);
           check(r.exitCode === 0, `configure after rollback failed: ${r.stderr.trim()}`);
-          const g = await waitFor('the agent to bind its four ports', 60_000, async () => {
-            const g = await inspectGuest(vm);
-            return agentUp(g) ? g : null;
-          });
+          const g = await waitForAgent(vm, 'the agent to bind its four ports', 60_000);
           assertConfigured(g, RANGE);
         });
       }
