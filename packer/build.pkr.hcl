@@ -15,7 +15,7 @@ build {
   }
 
   provisioner "file" {
-    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", "${var.repo_root}/packer/keys", var.firstboot_dir, var.hardening_dir]
+    sources     = ["${var.repo_root}/rootfs", "${var.repo_root}/packer/provisioners/sanitize.list", var.keys_dir, var.firstboot_dir, var.hardening_dir]
     destination = "/var/tmp/syntropy-build/"
   }
 

@@ -39,6 +39,10 @@ source "amazon-ebs" "aws" {
   region        = var.aws_region
   instance_type = var.aws_instance_type
   subnet_id     = var.aws_subnet_id
+  # An EC2 endpoint other than AWS's own (the rehearsal's emulator, a VPC endpoint): STS is not
+  # redirected with it, so Packer's credential check through STS is skipped then.
+  custom_endpoint_ec2        = var.aws_ec2_endpoint
+  skip_credential_validation = var.aws_ec2_endpoint != ""
   source_ami_filter {
     filters = {
       name                = var.aws_source_ami_name
@@ -51,6 +55,9 @@ source "amazon-ebs" "aws" {
     most_recent = true
   }
   ssh_username = var.ssh_username
+  ssh_host     = var.aws_ssh_host
+  ssh_port     = var.aws_ssh_port
+  ssh_timeout  = var.aws_ssh_timeout
   # Never an RSA key: Debian 13's OpenSSH refuses ssh-rsa (SHA-1) signatures (scripts/lib/bake/build-key.ts).
   ssh_keypair_name     = var.aws_ssh_keypair_name
   ssh_private_key_file = var.aws_ssh_private_key_file

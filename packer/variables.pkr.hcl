@@ -261,3 +261,32 @@ variable "aws_ssh_source_cidrs" {
   description = "CIDRs allowed to reach the build instance's SSH; empty means this builder's public address only."
   default     = []
 }
+
+variable "aws_ec2_endpoint" {
+  type        = string
+  description = "EC2 API endpoint; empty uses AWS's regional endpoint. scripts/build.ts passes the SDK's own setting (AWS_ENDPOINT_URL_EC2 or AWS_ENDPOINT_URL), so Packer and the pipeline's SDK calls reach the same EC2."
+  default     = ""
+}
+
+variable "aws_ssh_host" {
+  type        = string
+  description = "Where Packer reaches the build instance's SSH; empty: the instance's address (Packer's default)."
+  default     = ""
+}
+
+variable "aws_ssh_port" {
+  type        = number
+  description = "SSH port of the build instance as Packer reaches it."
+  default     = 22
+}
+
+variable "aws_ssh_timeout" {
+  type        = string
+  description = "How long Packer waits for the build instance's SSH."
+  default     = "10m"
+}
+
+variable "keys_dir" {
+  type        = string
+  description = "Signing keys the provisioners verify downloads with (staged by scripts/build.ts from packer/keys or aws.ssm_agent_key_file)."
+}

@@ -11,7 +11,7 @@ import { runEntry } from './lib/cli/entry.ts';
 import { info, phase } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
 import { PreflightError, requireBinaries, requireFreeSpace } from './lib/bake/preflight.ts';
-import { detectPacker, packerVars, PACKER_ONLY, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
+import { detectPacker, ec2EndpointFromEnv, packerVars, PACKER_ONLY, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
 import { ensureBaseDisk } from './lib/bake/base-disk.ts';
 import { ensureAgentDouble } from './lib/bake/agent-double.ts';
 import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
@@ -94,6 +94,8 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     manifestDir: partialDir,
     firstbootDir: join(partialDir, 'stage', 'firstboot'),
     hardeningDir: join(partialDir, 'stage', 'hardening'),
+    keysDir: join(partialDir, 'stage', 'keys'),
+    ec2Endpoint: ec2EndpointFromEnv(),
     agent: { ref: '', digest: '', archive: '' },
   };
 
@@ -142,6 +144,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
   let baseImage: BuildManifest['base_image'] | null = null;
   try {
     await phase(durations, 'bundle-firstboot', () => stageFirstboot(cfg, ctx.firstbootDir));
+    stageKeys(cfg, ctx.keysDir);
     const staged = stageHardening(cfg, ctx.hardeningDir, buildId);
     info(`hardening: ${staged.controls} catalog entries rendered into ${ctx.hardeningDir}/apply.sh`);
     const templateDir = join(partialDir, 'stage', 'packer');

@@ -2,7 +2,7 @@
 # Preloads the agent image into Docker and writes the lock file first boot verifies.
 # Why: first boot must start the agent with no registry access, from exactly this image.
 set -euo pipefail
-: "${SYNTROPY_TARGET:?}" "${AGENT_REF:?}" "${AGENT_DIGEST:?}" "${SYNTROPY_STAGING:?}"
+: "${SYNTROPY_TARGET:?}" "${AGENT_REF:?}" "${AGENT_DIGEST:?}" "${SYNTROPY_STAGING:?}" "${AGENT_REGISTRY_MIRROR?}"
 
 case "$SYNTROPY_TARGET" in
   local)
@@ -11,6 +11,19 @@ case "$SYNTROPY_TARGET" in
     source_kind=archive
     ;;
   aws)
+    if [[ -n "${AGENT_REGISTRY_MIRROR:-}" ]]; then
+      # A Docker Hub mirror for this one pull (config agent.registry_mirror): a runtime drop-in
+      # under /run sets dockerd's --registry-mirror through $DOCKER_OPTS (Debian's docker.service
+      # passes it), so nothing of it is baked into the image; removed and dockerd restarted after.
+      dropin=/run/systemd/system/docker.service.d/90-syntropy-bake-mirror.conf
+      install -d -m 0755 "${dropin%/*}"
+      printf '[Service]\nEnvironment="DOCKER_OPTS=--registry-mirror=%s"\n' "$AGENT_REGISTRY_MIRROR" > "$dropin"
+      trap 'rm -f "$dropin"; systemctl daemon-reload; systemctl restart docker.service' EXIT
+      systemctl daemon-reload
+      systemctl restart docker.service
+      docker info --format '{{json .RegistryConfig.Mirrors}}' | grep -qF -- "${AGENT_REGISTRY_MIRROR%/}" \
+        || { echo "preload-agent: dockerd did not take the registry mirror $AGENT_REGISTRY_MIRROR" >&2; exit 1; }
+    fi
     docker pull "$AGENT_REF"
     source_kind=registry
     ;;

@@ -71,6 +71,9 @@ export const ConfigSchema = z
           .union([z.literal(''), name(/^sha256:[a-f0-9]{64}$/, 'empty or sha256:<64 hex digits>')])
           .default(''),
         network_api: z.enum(['none', 'docker', 'host', 'kubernetes']).default('none'),
+        // aws bakes pull the agent by digest. A Docker Hub mirror for that one pull (a pull-through
+        // cache, or the rehearsal's registry double); set only while the bake pulls, never baked in.
+        registry_mirror: z.union([z.literal(''), z.string().url().regex(/^https?:\/\/[^/]+\/?$/, { message: 'must be a registry root URL such as https://mirror.example.com' })]).default(''),
       })
       .strict()
       .default({}),
@@ -121,6 +124,19 @@ export const ConfigSchema = z
         // SSM Agent installed into aws images (Debian's AMIs have none); >= 3.3.2746.0 exports
         // ENV_VAR-interpolated document parameters. Pinned; its signature is checked at bake time.
         ssm_agent_version: name(/^\d+\.\d+\.\d+\.\d+$/, 'an SSM Agent version such as 3.3.3572.0').default('3.3.3572.0'),
+        // Where the package comes from (empty: AWS's regional bucket) and the key its signature
+        // must verify with (empty: AWS's key in packer/keys/; the fingerprint file sits beside it).
+        ssm_agent_base_url: z.union([z.literal(''), z.string().url()]).default(''),
+        ssm_agent_key_file: z.string().default(''),
+        // How Packer reaches the build instance's SSH (empty host: the instance's own address).
+        build_ssh: z
+          .object({
+            host: z.string().default(''),
+            port: z.number().int().min(1).max(65535).default(22),
+            timeout: name(/^\d+[smh]$/, 'a duration such as 10m').default('10m'),
+          })
+          .strict()
+          .default({}),
         boot_test: z
           .object({
             instance_type: name(/^[a-z0-9]+\.[a-z0-9]+$/, 'an EC2 instance type such as t3.micro').default('t3.micro'),

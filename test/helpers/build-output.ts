@@ -59,7 +59,7 @@ export function buildOutput(target: 'local' | 'aws', opts: { region?: string; re
   const manifest = buildManifest({
     cfg: config,
     configHash: hash,
-    ctx: { buildId, buildTime: '2026-01-01T12:00:00.000Z', gitSha: '0'.repeat(40), manifestDir: dir, firstbootDir: '', hardeningDir: '', agent: { ref: '', digest: '', archive: '' } },
+    ctx: { buildId, buildTime: '2026-01-01T12:00:00.000Z', gitSha: '0'.repeat(40), manifestDir: dir, firstbootDir: '', hardeningDir: '', keysDir: '', agent: { ref: '', digest: '', archive: '' } },
     flavor: { version: '1.6.6', modern: false },
     baseImage:
       target === 'local'

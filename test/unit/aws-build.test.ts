@@ -158,7 +158,7 @@ describe('the aws build instance key (Debian 13 refuses ssh-rsa signatures)', ()
     expect(stripModernOnly(src, 'sources.pkr.hcl')).not.toMatch(/temporary_key_pair_type/);
     expect(src).toMatch(/ssh_keypair_name\s+= var\.aws_ssh_keypair_name/);
     const { config } = loadConfig({ overrides: [{ target: 'aws' }] });
-    const ctx = { buildId: 'b', buildTime: 't', gitSha: 'g', manifestDir: '', firstbootDir: '', hardeningDir: '', agent: { ref: 'r', digest: DIGEST, archive: '' } };
+    const ctx = { buildId: 'b', buildTime: 't', gitSha: 'g', manifestDir: '', firstbootDir: '', hardeningDir: '', keysDir: '', agent: { ref: 'r', digest: DIGEST, archive: '' } };
     expect(packerVars(config, { ...ctx, awsKey: { name: 'syntropy-build-b', privateKeyFile: '/k/id_ed25519' } })).toMatchObject({ aws_ssh_keypair_name: 'syntropy-build-b', aws_ssh_private_key_file: '/k/id_ed25519' });
     expect(packerVars(config, ctx)).toMatchObject({ aws_ssh_keypair_name: '', aws_ssh_private_key_file: '' });
   });

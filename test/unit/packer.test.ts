@@ -17,6 +17,7 @@ function ctx(withLocal = true): BuildContext {
     manifestDir: '/out/b',
     firstbootDir: '/out/b/stage/firstboot',
     hardeningDir: '/out/b/stage/hardening',
+    keysDir: '/out/b/stage/keys',
     agent: { ref: 'syntropy-agent-test-double:local', digest: DIGEST, archive: '/cache/agent.tar' },
     local: withLocal
       ? {
@@ -154,6 +155,7 @@ describe('Packer templates', () => {
       c.agent.archive = join(REPO, 'package.json');
       c.firstbootDir = join(REPO, 'firstboot');
       c.hardeningDir = join(REPO, 'hardening');
+      c.keysDir = join(REPO, 'packer', 'keys');
       if (c.local) {
         c.local.baseDisk = join(REPO, 'package.json');
         c.local.sshKeyFile = join(dir, 'id_ed25519');

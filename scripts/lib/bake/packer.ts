@@ -1,9 +1,9 @@
 // Packer glue: which Packer this is, a staged template directory that suits it, and the one
 // mapping from the validated config to Packer variables and provisioner environment.
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
 import { REPO } from '../paths.ts';
 
 export interface PackerFlavor {
@@ -68,6 +68,8 @@ export interface BuildContext {
   manifestDir: string;
   firstbootDir: string;
   hardeningDir: string;
+  /** Signing keys staged for the provisioners (uploaded as $SYNTROPY_STAGING/keys). */
+  keysDir: string;
   agent: { ref: string; digest: string; archive: string };
   local?: {
     baseDisk: string;
@@ -81,6 +83,17 @@ export interface BuildContext {
   };
   /** Packer 1.6.6 on aws: the ed25519 key pair the build imported (bake/build-key.ts). */
   awsKey?: { name: string; privateKeyFile: string };
+  /** The EC2 endpoint the SDK uses when it is not AWS's own (ec2EndpointFromEnv). */
+  ec2Endpoint?: string;
+}
+
+/**
+ * The EC2 endpoint the AWS SDK for JavaScript v3 resolves from the environment (its
+ * "service-specific endpoints" setting: AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL), handed to
+ * Packer so both reach the same EC2. Empty: AWS's regional endpoint.
+ */
+export function ec2EndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AWS_ENDPOINT_URL_EC2 || env.AWS_ENDPOINT_URL || '';
 }
 
 export const STAGING_DIR = '/var/tmp/syntropy-build';
@@ -95,8 +108,8 @@ export const PROVISIONER_VARS = {
   'install-rootfs.sh': ['SYNTROPY_STAGING'],
   'install-docker.sh': ['DOCKER_ADDRESS_POOLS', 'DOCKER_LOG_MAX_SIZE', 'DOCKER_LOG_MAX_FILE'],
   'install-firstboot.sh': ['SYNTROPY_STAGING'],
-  'install-ssm-agent.sh': ['SYNTROPY_STAGING', 'SSM_AGENT_VERSION', 'SSM_AGENT_REGION'],
-  'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST'],
+  'install-ssm-agent.sh': ['SYNTROPY_STAGING', 'SSM_AGENT_VERSION', 'SSM_AGENT_REGION', 'SSM_AGENT_BASE_URL'],
+  'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST', 'AGENT_REGISTRY_MIRROR'],
   'probe-compliance.sh': ['SYNTROPY_STAGING'],
   'harden.sh': ['SYNTROPY_STAGING', 'HARDENING_ENABLED'],
   'sanitize.sh': ['SYNTROPY_STAGING'],
@@ -119,6 +132,8 @@ export function provisionerValues(cfg: Config, ctx: BuildContext): Record<string
     HARDENING_ENABLED: String(cfg.hardening.enabled),
     SSM_AGENT_VERSION: cfg.aws.ssm_agent_version,
     SSM_AGENT_REGION: cfg.aws.region,
+    SSM_AGENT_BASE_URL: cfg.aws.ssm_agent_base_url,
+    AGENT_REGISTRY_MIRROR: cfg.agent.registry_mirror,
   };
 }
 
@@ -149,6 +164,7 @@ export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
     firstboot_dir: ctx.firstbootDir,
     hardening_dir: ctx.hardeningDir,
     manifest_dir: ctx.manifestDir,
+    keys_dir: ctx.keysDir,
   };
   if (cfg.target === 'local') {
     if (!ctx.local) throw new Error('local target needs the local build context');
@@ -183,7 +199,28 @@ export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
     aws_ssh_source_cidrs: cfg.aws.ssh_source_cidrs,
     aws_ssh_keypair_name: ctx.awsKey?.name ?? '',
     aws_ssh_private_key_file: ctx.awsKey?.privateKeyFile ?? '',
+    aws_ec2_endpoint: ctx.ec2Endpoint ?? '',
+    aws_ssh_host: cfg.aws.build_ssh.host,
+    aws_ssh_port: cfg.aws.build_ssh.port,
+    aws_ssh_timeout: cfg.aws.build_ssh.timeout,
   };
+}
+
+/**
+ * Stages the keys the provisioners verify downloads with: SSM Agent's signing key and its
+ * fingerprint, AWS's (packer/keys/) unless aws.ssm_agent_key_file names another (a private
+ * mirror's, or the rehearsal's test key). The fingerprint file sits beside the key.
+ */
+export function stageKeys(cfg: Config, dest: string, src = join(REPO, 'packer', 'keys', 'amazon-ssm-agent.asc')): void {
+  const key = cfg.aws.ssm_agent_key_file || src;
+  const fingerprint = key.replace(/\.asc$/, '') + '.fingerprint';
+  for (const f of [key, fingerprint]) {
+    if (!existsSync(f)) throw new ConfigError(`aws.ssm_agent_key_file: ${f} does not exist (the key and its .fingerprint file are both needed)`);
+  }
+  if (!/^[0-9A-F]{40}$/.test(readFileSync(fingerprint, 'utf8').replace(/\s/g, ''))) throw new ConfigError(`${fingerprint}: not a 40-hex-digit OpenPGP fingerprint`);
+  mkdirSync(dest, { recursive: true });
+  copyFileSync(key, join(dest, 'amazon-ssm-agent.asc'));
+  copyFileSync(fingerprint, join(dest, 'amazon-ssm-agent.fingerprint'));
 }
 
 /** The Packer build name (`-only`) of each target. */
