@@ -17,12 +17,15 @@ trap 'rm -rf "$work"' EXIT
 curl -fsSL --retry 5 -o "$work/amazon-ssm-agent.deb" "$base/$SSM_AGENT_VERSION/debian_amd64/amazon-ssm-agent.deb"
 curl -fsSL --retry 5 -o "$work/amazon-ssm-agent.deb.sig" "$base/$SSM_AGENT_VERSION/debian_amd64/amazon-ssm-agent.deb.sig"
 
-# gpgv trusts every key in the keyring it is given: only the pinned key goes in, and the status
-# must name the pinned fingerprint. AWS extends the same key's expiry from time to time; a good
-# signature by this key is accepted whether or not the copy here has passed its expiry date.
-gpg --batch --dearmor -o "$work/ssm.gpg" "$key"
-status=$(gpgv --status-fd 1 --keyring "$work/ssm.gpg" "$work/amazon-ssm-agent.deb.sig" "$work/amazon-ssm-agent.deb" 2>/dev/null || true)
-grep -q "^\[GNUPG:\] VALIDSIG $FINGERPRINT " <<< "$status" \
+# Debian 13 has neither gpg nor gpgv: its apt verifies with Sequoia's sqv (apt Depends: sqv), so
+# sqv is on every Debian 13 system, Debian's official AMI included, and nothing is installed for
+# this. sqv trusts every certificate in the keyring it is given: only the pinned key goes in, and
+# it must print the pinned fingerprint. sqv judges a signature by the key's validity when the
+# signature was made, so AWS's key, whose expiry AWS extends from time to time, is accepted for
+# packages it signed while valid even when the copy here has passed its expiry date.
+# The positional form (SIG FILE) is the one both sqv 1.1 (Debian 12) and 1.3 (Debian 13) accept.
+status=$(sqv --keyring "$key" "$work/amazon-ssm-agent.deb.sig" "$work/amazon-ssm-agent.deb" 2>/dev/null || true)
+grep -qx -- "$FINGERPRINT" <<< "$status" \
   || { echo "install-ssm-agent: the signature of amazon-ssm-agent $SSM_AGENT_VERSION does not verify with AWS's key $FINGERPRINT" >&2; exit 1; }
 got=$(dpkg-deb -f "$work/amazon-ssm-agent.deb" Version)
 [[ "$got" == "$SSM_AGENT_VERSION"* ]] \

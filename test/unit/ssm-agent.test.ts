@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { REPO } from '../../scripts/lib/paths.ts';
+import { makeSsmAgentRepo, makeTestSigningKey, type TestSigningKey } from '../../scripts/lib/emulator/ssm-agent-double.ts';
 
 const SCRIPT = join(REPO, 'packer/provisioners/install-ssm-agent.sh');
 const VERSION = '3.3.3572.0';
@@ -18,27 +19,13 @@ function gpg(home: string, args: string[], input?: string): string {
 }
 
 /** A signing key for this test only (not AWS's): its armored public key and fingerprint files. */
-function makeKey(name: string): { home: string; asc: string } {
-  const home = mkdtempSync(join(tmpdir(), `gpg-${name}-`));
-  gpg(home, ['--quick-gen-key', `${name} TEST key <test@invalid>`, 'ed25519', 'sign', '1d']);
-  const fpr = gpg(home, ['--with-colons', '--fingerprint']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
-  const asc = join(home, `${name}.asc`);
-  writeFileSync(asc, gpg(home, ['--armor', '--export']));
-  writeFileSync(join(home, `${name}.fingerprint`), `${fpr}\n`);
-  return { home, asc };
+function makeKey(name: string): TestSigningKey {
+  return makeTestSigningKey(mkdtempSync(join(tmpdir(), `gpg-${name}-`)), name);
 }
 
-/** A stand-in amazon-ssm-agent.deb of `version`, signed (detached) with `home`'s key. */
-function makeRepo(version: string, signer: string): string {
-  const repo = mkdtempSync(join(tmpdir(), 'ssm-repo-'));
-  const pkg = join(repo, 'pkg');
-  mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
-  writeFileSync(join(pkg, 'DEBIAN/control'), `Package: amazon-ssm-agent\nVersion: ${version}-1\nArchitecture: amd64\nMaintainer: test <test@invalid>\nDescription: TEST stand-in\n`);
-  const dir = join(repo, VERSION, 'debian_amd64');
-  mkdirSync(dir, { recursive: true });
-  execFileSync('dpkg-deb', ['--build', '--root-owner-group', pkg, join(dir, 'amazon-ssm-agent.deb')], { stdio: 'ignore' });
-  gpg(signer, ['--detach-sign', '-o', join(dir, 'amazon-ssm-agent.deb.sig'), join(dir, 'amazon-ssm-agent.deb')]);
-  return repo;
+/** A stand-in amazon-ssm-agent.deb whose package version is `version`, signed with `signer`. */
+function makeRepo(version: string, signer: TestSigningKey): string {
+  return makeSsmAgentRepo(mkdtempSync(join(tmpdir(), 'ssm-repo-')), VERSION, signer, { debVersion: version, service: false });
 }
 
 function run(repo: string, keyAsc: string): { code: number; out: string; installed: boolean } {
@@ -47,7 +34,9 @@ function run(repo: string, keyAsc: string): { code: number; out: string; install
   writeFileSync(join(bin, 'curl'), `#!/bin/bash\nout="" url=""\nwhile (( $# )); do case "$1" in -o) out=$2; shift 2;; --retry) shift 2;; -*) shift;; *) url=$1; shift;; esac; done\ncp "${repo}/\${url#https://ssm.test/}" "$out"\n`);
   writeFileSync(join(bin, 'dpkg'), `#!/bin/sh\necho "$@" > ${bin}/dpkg-ran\n`);
   writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\nexit 0\n');
-  for (const f of ['curl', 'dpkg', 'systemctl']) chmodSync(join(bin, f), 0o755);
+  // Debian 13 (and its official AMI) has no gpg or gpgv: the script must not need them.
+  for (const tool of ['gpg', 'gpgv']) writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool}: not on Debian 13" >&2\nexit 127\n`);
+  for (const f of ['curl', 'dpkg', 'systemctl', 'gpg', 'gpgv']) chmodSync(join(bin, f), 0o755);
   const r = spawnSync('bash', [SCRIPT], {
     env: { PATH: `${bin}:/usr/bin:/bin`, HOME: bin, SSM_AGENT_VERSION: VERSION, SSM_AGENT_REGION: 'eu-west-1', SYNTROPY_STAGING: '/nonexistent', SSM_AGENT_BASE_URL: 'https://ssm.test', SSM_AGENT_KEY_FILE: keyAsc },
     encoding: 'utf8',
@@ -55,8 +44,8 @@ function run(repo: string, keyAsc: string): { code: number; out: string; install
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, installed: existsSync(join(bin, 'dpkg-ran')) };
 }
 
-let good: { home: string; asc: string };
-let other: { home: string; asc: string };
+let good: TestSigningKey;
+let other: TestSigningKey;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'ssm-agent-test-'));
   good = makeKey('signer');
@@ -66,27 +55,34 @@ beforeAll(() => {
 
 describe('install-ssm-agent.sh', () => {
   it('installs the pinned version when it is signed by the pinned key', () => {
-    const r = run(makeRepo(VERSION, good.home), testKey);
+    const r = run(makeRepo(VERSION, good), testKey);
     expect(r.out).toContain(`amazon-ssm-agent ${VERSION}-1 installed`);
     expect(r.code).toBe(0);
     expect(r.installed).toBe(true);
   }, 30_000);
 
   it('refuses a package signed by any other key, even one in the same keyring format', () => {
-    const r = run(makeRepo(VERSION, other.home), testKey);
+    const r = run(makeRepo(VERSION, other), testKey);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/does not verify with AWS's key/);
     expect(r.installed).toBe(false);
   }, 30_000);
 
   it('refuses a package changed after signing, and a version other than the pinned one', () => {
-    const repo = makeRepo(VERSION, good.home);
+    const repo = makeRepo(VERSION, good);
     const deb = join(repo, VERSION, 'debian_amd64', 'amazon-ssm-agent.deb');
     writeFileSync(deb, Buffer.concat([readFileSync(deb), Buffer.from('x')]));
     expect(run(repo, testKey).installed).toBe(false);
-    const wrong = run(makeRepo('3.2.0.0', good.home), testKey);
+    const wrong = run(makeRepo('3.2.0.0', good), testKey);
     expect(wrong.code).toBe(1);
     expect(wrong.out).toMatch(/the package is version 3.2.0.0-1, pinned 3.3.3572.0/);
+  }, 30_000);
+
+  it('accepts a package signed while the key was valid although the key has expired since (AWS extends its key)', () => {
+    const old = makeTestSigningKey(mkdtempSync(join(tmpdir(), 'gpg-old-')), 'expired', '1d', '20200101T000000');
+    const r = run(makeRepo(VERSION, old), old.asc);
+    expect(r.out).toContain(`amazon-ssm-agent ${VERSION}-1 installed`);
+    expect(r.code).toBe(0);
   }, 30_000);
 
   it('the committed key is AWS\'s SSM Agent signer with the pinned fingerprint', () => {
