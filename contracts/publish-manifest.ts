@@ -25,6 +25,8 @@ export const PublishManifestSchema = z
     public: z.boolean(),
     marketplace_account: z.string().regex(/^\d{12}$/).nullable(),
     ssm_parameters: z.array(z.string()),
+    /** Marketplace rules the image broke that a config waiver let through (publish.waivers). */
+    waived: z.array(z.object({ rule: z.string(), problem: z.string(), reason: z.string(), expires: z.string() }).strict()),
     next_step: z.string(),
   })
   .strict();

@@ -8,6 +8,10 @@ import { cidrsOverlap, isCidr } from './net.ts';
 import { DEFAULT_MAX_RANGE_WIDTH, DEFAULT_PORT_RANGE, rangeProblem } from '../../firstboot/src/validate.ts';
 import { EXCEPTION_NAMES } from '../../hardening/exceptions.ts';
 
+/** The AWS Marketplace AMI rules publish reads from EC2 (scripts/lib/release/publish.ts). */
+export const MARKETPLACE_RULES = ['hvm', 'ebs-root', 'architecture', 'ena-support', 'imds-v2-only', 'unencrypted-snapshots', 'available'] as const;
+export type MarketplaceRule = (typeof MARKETPLACE_RULES)[number];
+
 /** The agent's overlay network; Docker's address pools must stay clear of it. */
 export const AGENT_OVERLAY_CIDR = '10.69.0.0/16';
 
@@ -157,6 +161,20 @@ export const ConfigSchema = z
         public: z.boolean().default(false),
         marketplace_account: z.union([z.literal(''), name(/^\d{12}$/, 'empty or a 12-digit AWS account ID')]).default('679593333241'),
         ssm_parameter_prefix: name(/^(\/[A-Za-z0-9_.-]+)+$/, 'a Parameter Store path such as /syntropy/ami').default('/syntropy/ami'),
+        // A Marketplace rule publish may pass over, each with why and until when; recorded in the
+        // publish manifest. For rules a reader of AWS cannot see (the rehearsal's emulator models
+        // neither ENA nor IMDS support on images), never to ship an image that breaks them.
+        waivers: z
+          .array(
+            z
+              .object({
+                rule: z.enum(MARKETPLACE_RULES),
+                reason: z.string().min(10, { message: 'must say why (10 characters or more)' }),
+                expires: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'must be a date such as 2027-01-31' }),
+              })
+              .strict(),
+          )
+          .default([]),
       })
       .strict()
       .default({}),

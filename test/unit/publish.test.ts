@@ -194,6 +194,32 @@ describe('publish', () => {
     expect(marketplaceProblems({ ...goodImage('a', 's'), VirtualizationType: 'paravirtual', RootDeviceType: 'instance-store', Architecture: 'i386' }, {})).toHaveLength(3);
   });
 
+  it('lets a Marketplace rule through only with a current waiver for that rule, and records it', async () => {
+    ec2['us-east-1']!.mock.on(DescribeImagesCommand, { ImageIds: ['ami-src'] }).resolves({ Images: [{ ...goodImage('ami-src', 'snap-src'), ImdsSupport: undefined, EnaSupport: false }] });
+    ec2['us-east-1']!.mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-src', Encrypted: false }] });
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    const now = () => new Date('2026-12-02T00:00:00Z');
+    const reason = 'the emulator does not model it';
+    // One rule waived, the other not: still refused, naming only the unwaived one.
+    await expect(publish(manifest, cfg({ waivers: [{ rule: 'ena-support', reason, expires: '2026-12-31' }] }), buildDir(), { dryRun: false, force: false, clients, now, ...fast })).rejects.toThrow(
+      /breaks AWS Marketplace rules: IMDS support is unset, not v2.0 \(IMDSv2 only\)$/,
+    );
+    // An expired waiver does not count, and says so.
+    await expect(
+      publish(manifest, cfg({ waivers: [{ rule: 'ena-support', reason, expires: '2026-12-01' }, { rule: 'imds-v2-only', reason, expires: '2026-12-31' }] }), buildDir(), { dryRun: false, force: false, clients, now, ...fast }),
+    ).rejects.toThrow(/ENA support is off \(its waiver expired on 2026-12-01\)/);
+    expect(eu.commandCalls(CopyImageCommand)).toHaveLength(0);
+    const out = (await publish(manifest, cfg({ waivers: [{ rule: 'ena-support', reason, expires: '2026-12-02' }, { rule: 'imds-v2-only', reason, expires: '2026-12-31' }] }), buildDir(), { dryRun: false, force: false, clients, now, ...fast }))!;
+    expect(out.waived).toEqual([
+      { rule: 'ena-support', problem: 'ENA support is off', reason, expires: '2026-12-02' },
+      { rule: 'imds-v2-only', problem: 'IMDS support is unset, not v2.0 (IMDSv2 only)', reason, expires: '2026-12-31' },
+    ]);
+    expect(() => cfg({ waivers: [{ rule: 'ena-support', reason: 'short', expires: '2026-12-31' }] })).toThrow(/publish.waivers.0.reason: must say why/);
+    expect(() => cfg({ waivers: [{ rule: 'kernel', reason, expires: '2026-12-31' }] })).toThrow(/publish.waivers.0.rule: expected one of hvm, ebs-root/);
+  });
+
   it('retries throttling, and names the region and call of a failure', async () => {
     sourceIsGood();
     const eu = ec2['eu-west-1']!.mock;

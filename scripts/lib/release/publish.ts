@@ -16,7 +16,7 @@ import {
   type LaunchPermission,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { Config } from '../config.ts';
+import type { Config, MarketplaceRule } from '../config.ts';
 import { awsCall, NOT_YET, type RetryOptions } from '../aws-call.ts';
 import { amis, type BuildManifest } from '../../../contracts/build-manifest.ts';
 import type { PublishManifest, RegionResult } from '../../../contracts/publish-manifest.ts';
@@ -111,6 +111,7 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
   const problems = reportProblems(buildDir);
   if (problems.length > 0) lines.push(force ? `FORCED despite: ${problems.join('; ')}` : `WOULD REFUSE: ${problems.join('; ')} (use --force to override; it is recorded)`);
   lines.push(`${src.region}: check Marketplace rules on ${src.imageId} (HVM, EBS, x86_64/arm64, ENA, IMDSv2-only, unencrypted snapshots)`);
+  for (const w of cfg.publish.waivers) lines.push(`${src.region}: WAIVER for rule ${w.rule} until ${w.expires}: ${w.reason}`);
   for (const r of regions) {
     if (amis(m)[r]) lines.push(`${r}: use ${amis(m)[r]} (made by the build)`);
     else lines.push(`${r}: CopyImage from ${src.region} unless a copy tagged syntropy:build-id=${m.build_id} exists; wait until available`);
@@ -127,17 +128,40 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
   return lines;
 }
 
+export interface RuleProblem {
+  rule: MarketplaceRule;
+  problem: string;
+}
+
 /** Marketplace rules that can be read from AWS; returns the problems found (empty = fine). */
-export function marketplaceProblems(image: Image, snapshotsEncrypted: Record<string, boolean>): string[] {
-  const p: string[] = [];
-  if (image.VirtualizationType !== 'hvm') p.push(`virtualization is ${image.VirtualizationType}, not hvm`);
-  if (image.RootDeviceType !== 'ebs') p.push(`root device is ${image.RootDeviceType}, not ebs`);
-  if (image.Architecture !== 'x86_64' && image.Architecture !== 'arm64') p.push(`architecture ${image.Architecture} is neither x86_64 nor arm64`);
-  if (image.EnaSupport !== true) p.push('ENA support is off');
-  if (image.ImdsSupport !== 'v2.0') p.push(`IMDS support is ${image.ImdsSupport ?? 'unset'}, not v2.0 (IMDSv2 only)`);
-  for (const [id, enc] of Object.entries(snapshotsEncrypted)) if (enc) p.push(`snapshot ${id} is encrypted`);
-  if (image.State !== 'available') p.push(`state is ${image.State}, not available`);
+export function marketplaceRuleProblems(image: Image, snapshotsEncrypted: Record<string, boolean>): RuleProblem[] {
+  const p: RuleProblem[] = [];
+  const add = (rule: MarketplaceRule, problem: string) => p.push({ rule, problem });
+  if (image.VirtualizationType !== 'hvm') add('hvm', `virtualization is ${image.VirtualizationType}, not hvm`);
+  if (image.RootDeviceType !== 'ebs') add('ebs-root', `root device is ${image.RootDeviceType}, not ebs`);
+  if (image.Architecture !== 'x86_64' && image.Architecture !== 'arm64') add('architecture', `architecture ${image.Architecture} is neither x86_64 nor arm64`);
+  if (image.EnaSupport !== true) add('ena-support', 'ENA support is off');
+  if (image.ImdsSupport !== 'v2.0') add('imds-v2-only', `IMDS support is ${image.ImdsSupport ?? 'unset'}, not v2.0 (IMDSv2 only)`);
+  for (const [id, enc] of Object.entries(snapshotsEncrypted)) if (enc) add('unencrypted-snapshots', `snapshot ${id} is encrypted`);
+  if (image.State !== 'available') add('available', `state is ${image.State}, not available`);
   return p;
+}
+
+export function marketplaceProblems(image: Image, snapshotsEncrypted: Record<string, boolean>): string[] {
+  return marketplaceRuleProblems(image, snapshotsEncrypted).map((x) => x.problem);
+}
+
+/** Splits rule problems into those a current waiver covers and those that block. */
+export function applyWaivers(problems: RuleProblem[], waivers: Config['publish']['waivers'], now: Date): { blocking: string[]; waived: PublishManifest['waived'] } {
+  const today = now.toISOString().slice(0, 10);
+  const blocking: string[] = [];
+  const waived: PublishManifest['waived'] = [];
+  for (const p of problems) {
+    const w = waivers.find((x) => x.rule === p.rule);
+    if (w && w.expires >= today) waived.push({ rule: p.rule, problem: p.problem, reason: w.reason, expires: w.expires });
+    else blocking.push(w ? `${p.problem} (its waiver expired on ${w.expires})` : p.problem);
+  }
+  return { blocking, waived };
 }
 
 const snapshotIdsOf = (image: Image): string[] =>
@@ -167,9 +191,10 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
     ? await call(src.region, 'EC2 DescribeSnapshots', () => clients.ec2(src.region).send(new DescribeSnapshotsCommand({ SnapshotIds: snaps })))
     : { Snapshots: [] };
   const encrypted = Object.fromEntries((snapInfo.Snapshots ?? []).map((s) => [s.SnapshotId!, s.Encrypted === true]));
-  const mp = marketplaceProblems(sourceImage, encrypted);
-  if (mp.length > 0) throw new Error(`${src.region}: ${src.imageId} breaks AWS Marketplace rules: ${mp.join('; ')}`);
-  log(`${src.region}: ${src.imageId} meets the Marketplace rules readable from AWS`);
+  const { blocking, waived } = applyWaivers(marketplaceRuleProblems(sourceImage, encrypted), cfg.publish.waivers, opts.now?.() ?? new Date());
+  if (blocking.length > 0) throw new Error(`${src.region}: ${src.imageId} breaks AWS Marketplace rules: ${blocking.join('; ')}`);
+  for (const w of waived) log(`${src.region}: WAIVED ${w.rule} until ${w.expires}: ${w.problem} (${w.reason})`);
+  log(`${src.region}: ${src.imageId} meets the Marketplace rules readable from AWS${waived.length ? `, ${waived.length} waived` : ''}`);
 
   const results: Record<string, RegionResult> = {};
   const pending: Record<string, string> = {};
@@ -309,6 +334,7 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
     public: cfg.publish.public,
     marketplace_account: cfg.publish.marketplace_account || null,
     ssm_parameters: ssmParameters,
+    waived,
     next_step: nextStep,
   };
 }
