@@ -249,7 +249,7 @@ describe('publish', () => {
     expect(eu.commandCalls(CopyImageCommand)).toHaveLength(0);
     expect(out.regions['eu-west-1']).toEqual({ imageId: 'ami-copy', snapshotIds: ['snap-copy'], copied: 'reused' });
     const filters = eu.commandCalls(DescribeImagesCommand)[0]!.args[0].input.Filters;
-    expect(filters).toEqual([{ Name: 'tag:syntropy:build-id', Values: ['20260101T000000Z'] }]);
+    expect(filters).toEqual([{ Name: 'name', Values: [goodImage('ami-src', 'snap-src').Name] }]);
   });
 
   it('prints the whole plan on --dry-run without calling AWS', async () => {
@@ -259,7 +259,7 @@ describe('publish', () => {
     for (const reg of REGIONS) expect(ec2[reg]!.mock.calls()).toHaveLength(0);
     const text = log.join('\n');
     expect(text).toMatch(/WOULD REFUSE: compliance report is missing/);
-    expect(text).toMatch(/eu-west-1: CopyImage from us-east-1 unless a copy tagged syntropy:build-id=20260101T000000Z exists/);
+    expect(text).toMatch(/eu-west-1: CopyImage from us-east-1 unless an image named syntropy-agent-debian13-1.2.0-20260101T000000Z exists there/);
     expect(text).toMatch(/launchPermission add 111122223333, all \(public\)/);
     expect(text).toMatch(/share ami-src and its snapshots with the AWS Marketplace account 679593333241/);
   });

@@ -99,6 +99,11 @@ export function sourceOf(m: BuildManifestLike, buildRegion: string): { region: s
   return { region, imageId: built[region]! };
 }
 
+/** The AMI name a build registers (Packer's ami_name, packer/locals.pkr.hcl image_full_name), and its copies keep. */
+export function imageName(m: BuildManifestLike): string {
+  return `${m.image.name}-${m.image.version}-${m.build_id}`;
+}
+
 export function targetRegions(m: BuildManifestLike, cfg: Config, sourceRegion: string): string[] {
   return [...new Set([sourceRegion, ...Object.keys(amis(m)), ...cfg.publish.regions])];
 }
@@ -114,7 +119,7 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
   for (const w of cfg.publish.waivers) lines.push(`${src.region}: WAIVER for rule ${w.rule} until ${w.expires}: ${w.reason}`);
   for (const r of regions) {
     if (amis(m)[r]) lines.push(`${r}: use ${amis(m)[r]} (made by the build)`);
-    else lines.push(`${r}: CopyImage from ${src.region} unless a copy tagged syntropy:build-id=${m.build_id} exists; wait until available`);
+    else lines.push(`${r}: CopyImage from ${src.region} unless an image named ${imageName(m)} exists there (an earlier run's copy); wait until available`);
     lines.push(`${r}: CreateTags on the image and its snapshots`);
     if (cfg.publish.launch_accounts.length > 0 || cfg.publish.public) {
       const who = [...cfg.publish.launch_accounts, ...(cfg.publish.public ? ['all (public)'] : [])].join(', ');
@@ -198,17 +203,19 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
 
   const results: Record<string, RegionResult> = {};
   const pending: Record<string, string> = {};
+  const copyName = sourceImage.Name ?? imageName(m);
   for (const r of regions) {
     const known = amis(m)[r];
     if (known) {
       results[r] = { imageId: known, snapshotIds: [], copied: 'built' };
       continue;
     }
-    // A copy made by an earlier, interrupted run is found by its build-id tag, not made again.
+    // A copy made by an earlier, interrupted run is found by its name (an AMI name is unique per
+    // account and region, and this one carries the build ID), not made again. Not by its tags:
+    // a run cut off between CopyImage and CreateTags leaves a copy whose tags depend on
+    // CopyImageTags having applied (the rehearsal's emulator never copies them).
     const existing = await call(r, 'EC2 DescribeImages', () =>
-      clients.ec2(r).send(
-        new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'tag:syntropy:build-id', Values: [m.build_id] }] }),
-      ),
+      clients.ec2(r).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [copyName] }] })),
     );
     const usable = (existing.Images ?? []).find((i) => i.State === 'available' || i.State === 'pending');
     if (usable?.ImageId) {
@@ -222,7 +229,7 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
         new CopyImageCommand({
           SourceRegion: src.region,
           SourceImageId: src.imageId,
-          Name: sourceImage.Name ?? `${m.image.name}-${m.image.version}-${m.build_id}`,
+          Name: copyName,
           Description: sourceImage.Description,
           Encrypted: false,
           CopyImageTags: true,
