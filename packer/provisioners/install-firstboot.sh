@@ -9,11 +9,13 @@ export DEBIAN_FRONTEND=noninteractive
 apply_packages=(nodejs ufw)
 apt-get install -y -q --no-install-recommends "${apply_packages[@]}"
 
-for f in dist/syntropy-firstboot.mjs bin/run-agent bin/profile.sh units/enable.list firstboot.conf; do
+for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/profile.sh units/enable.list firstboot.conf; do
   [[ -f "$src/$f" ]] || { echo "install-firstboot: $src/$f is missing" >&2; exit 1; }
 done
 install -d -m 0755 /usr/lib/syntropy-firstboot /etc/syntropy
 install -m 0644 "$src/dist/syntropy-firstboot.mjs" /usr/lib/syntropy-firstboot/syntropy-firstboot.mjs
+# The reference deployment's route failover (inert without /etc/syntropy/failover.json).
+install -m 0644 "$src/dist/syntropy-route-failover.mjs" /usr/lib/syntropy-firstboot/syntropy-route-failover.mjs
 install -m 0755 "$src/bin/run-agent" /usr/lib/syntropy-firstboot/run-agent
 install -m 0644 "$src/bin/profile.sh" /etc/profile.d/syntropy-firstboot.sh
 cat > /usr/sbin/syntropy-firstboot <<'SH'

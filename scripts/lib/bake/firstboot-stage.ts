@@ -8,10 +8,20 @@ import type { Config } from '../config.ts';
 import { REPO } from '../paths.ts';
 import { formatFirstbootConf } from '../../../contracts/firstboot-conf.ts';
 
+/** The programs bundled into the image: first boot, and the reference deployment's route failover. */
+export const BUNDLES = [
+  { entry: join(REPO, 'firstboot', 'src', 'main.ts'), out: 'syntropy-firstboot.mjs' },
+  { entry: join(REPO, 'deploy', 'failover-agent.ts'), out: 'syntropy-route-failover.mjs' },
+];
+
 export async function bundleFirstboot(outDir = join(REPO, 'firstboot', 'dist')): Promise<string> {
-  const outfile = join(outDir, 'syntropy-firstboot.mjs');
+  for (const b of BUNDLES.slice(1)) await bundleOne(b.entry, join(outDir, b.out));
+  return bundleOne(BUNDLES[0]!.entry, join(outDir, BUNDLES[0]!.out));
+}
+
+async function bundleOne(entry: string, outfile: string): Promise<string> {
   await build({
-    entryPoints: [join(REPO, 'firstboot', 'src', 'main.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
