@@ -194,3 +194,34 @@ describe('npm run boot-test -- --target aws --dry-run (real process, no AWS)', (
     expect(r.stdout).toContain('user-data: RunInstances ami-0123456789abcdef0 t3.micro in eu-west-1');
   }, 30_000);
 });
+
+describe('aws boot test on Ctrl-C', () => {
+  it('terminates every instance it launched, then exits 130', async () => {
+    happy();
+    // Hold the first status check so the signal arrives while the instance runs.
+    let release: () => void = () => {};
+    ec2.on(DescribeInstanceStatusCommand).callsFake(() => new Promise((r) => (release = () => r({ InstanceStatuses: [] }))));
+    const exits: number[] = [];
+    const realExit = process.exit;
+    let exited: () => void = () => {};
+    const exitedP = new Promise<void>((r) => (exited = r));
+    process.exit = ((code?: number) => {
+      exits.push(code ?? 0);
+      exited();
+      return undefined as never;
+    }) as typeof process.exit;
+    try {
+      const running = run(['user-data']);
+      while (ec2.commandCalls(DescribeInstanceStatusCommand).length === 0) await new Promise((r) => setTimeout(r, 5));
+      process.emit('SIGINT');
+      await exitedP;
+      expect(exits).toEqual([130]);
+      expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
+      release();
+      ec2.on(DescribeInstanceStatusCommand).rejects(Object.assign(new Error('gone'), { name: 'InvalidInstanceID.NotFound' }));
+      await running.catch(() => undefined);
+    } finally {
+      process.exit = realExit;
+    }
+  });
+});

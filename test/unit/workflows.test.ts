@@ -88,6 +88,13 @@ describe('GitHub Actions workflows', () => {
     expect(Number(creds.with?.['role-duration-seconds'])).toBeGreaterThanOrEqual(job['timeout-minutes'] * 60);
   });
 
+  it('ci: rehearses the aws release against the emulator on every pull request, with no credentials', () => {
+    const ci = workflows['ci.yml']!;
+    const job = ci.jobs.rehearse!;
+    expect(job.steps.some((s) => /npm run rehearse\b/.test(s.run ?? ''))).toBe(true);
+    expect(Object.keys(ci.on)).toContain('pull_request');
+  });
+
   it('gives AWS credentials only to the release job, through OIDC, never to pull requests', () => {
     const ci = workflows['ci.yml']!;
     expect(JSON.stringify(ci)).not.toMatch(/configure-aws-credentials|id-token|AWS_ACCESS_KEY|secrets\./);

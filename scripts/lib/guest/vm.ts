@@ -2,7 +2,7 @@
 // SSH on a loopback port. Used to smoke-boot images and by the boot tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { $ } from 'zx';
@@ -45,6 +45,17 @@ export interface VmOptions {
   restrict?: boolean;
   /** Loopback port of a Parameter Store double, reachable from the guest at SSM_DOUBLE_ADDR:80. */
   ssmPort?: number;
+  /** More loopback doubles the guest reaches on addresses of its private 169.254.169.0/24. */
+  guestfwd?: { ip: string; port: number; hostPort: number }[];
+  /** Grow the overlay to this size (an EC2 root volume larger than its AMI's snapshot). */
+  diskGib?: number;
+  /** Host port forwarded to the guest's SSH (default: a free one). */
+  sshPort?: number;
+  /**
+   * The public keys the IMDS double serves, when another party holds the private key (the
+   * rehearsal: a key pair EC2 knows). Default: a throwaway key this class makes and uses.
+   */
+  publicKeys?: Record<string, string>;
 }
 
 /** Guests powered on by this process: a signal or exit never leaves one running. */
@@ -94,11 +105,15 @@ export class LocalVm {
 
   /** Powers the guest on; a second call after powerOff() boots the same disk again. */
   async start(): Promise<void> {
-    if (!this.key) {
-      this.key = await throwawayKey(this.dir, 'syntropy-boot-test');
-      this.imds.setPublicKeys({ 'boot-test': this.key.publicKey });
+    if (!this.imdsPort) {
+      if (this.opts.publicKeys) {
+        this.imds.setPublicKeys(this.opts.publicKeys);
+      } else {
+        this.key = await throwawayKey(this.dir, 'syntropy-boot-test');
+        this.imds.setPublicKeys({ 'boot-test': this.key.publicKey });
+      }
       this.imdsPort = await this.imds.start();
-      this.sshPort = await freePort();
+      this.sshPort = this.opts.sshPort ?? (await freePort());
     }
     if (!this.disk) {
       // Absolute: qemu-img resolves a relative backing file against the overlay's directory.
@@ -106,7 +121,7 @@ export class LocalVm {
       this.disk = image;
       if (this.opts.overlay !== false) {
         this.disk = join(this.dir, 'overlay.qcow2');
-        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${image} ${this.disk}`;
+        await $`qemu-img create -q -f qcow2 -F qcow2 -b ${image} ${this.disk} ${this.opts.diskGib ? [`${this.opts.diskGib}G`] : []}`;
       }
     }
     const disk = this.disk;
@@ -120,11 +135,13 @@ export class LocalVm {
         id: 'net0',
         imdsPort,
         hostfwd: [`tcp:127.0.0.1:${this.sshPort}-:22`],
-        guestfwd: this.opts.ssmPort ? [{ ip: SSM_DOUBLE_ADDR, port: 80, hostPort: this.opts.ssmPort }] : [],
+        guestfwd: [...(this.opts.ssmPort ? [{ ip: SSM_DOUBLE_ADDR, port: 80, hostPort: this.opts.ssmPort }] : []), ...(this.opts.guestfwd ?? [])],
       })}${this.opts.restrict ? ',restrict=on' : ''}`,
       '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56',
       '-smbios', ec2Smbios(),
       '-serial', `file:${this.serialLog}`,
+      // The human monitor on a private socket: acpiShutdown() presses the power button with it.
+      '-monitor', `unix:${join(this.dir, 'monitor.sock')},server=on,wait=off`,
     ];
     if (!existsSync(this.serialLog)) writeFileSync(this.serialLog, '');
     // The serial log keeps every boot of this guest (file: would truncate it on each power-on).
@@ -171,6 +188,35 @@ export class LocalVm {
       await new Promise((res) => setTimeout(res, 2000));
     }
     throw new Error(`SSH not up after ${timeoutMs / 1000}s; serial log tail:\n${this.serial().slice(-2000)}`);
+  }
+
+  /**
+   * Presses the ACPI power button (what EC2's StopInstances does to an instance) and waits for
+   * the guest to power itself off; kills it if it has not within `timeoutMs`. Returns whether the
+   * guest shut down cleanly.
+   */
+  async acpiShutdown(timeoutMs: number): Promise<boolean> {
+    if (!this.proc || this.proc.exitCode !== null) return true;
+    const sock = connect(join(this.dir, 'monitor.sock'));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject);
+        sock.once('connect', () => sock.write('system_powerdown\n', () => resolve()));
+        // The monitor greets with a banner: keep reading, or the socket never sees QEMU go.
+        sock.resume();
+      });
+      const clean = await Promise.race([this.exited!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+      if (!clean) await this.powerOff();
+      return clean;
+    } finally {
+      sock.destroy();
+      running.delete(this);
+    }
+  }
+
+  /** The disk the guest writes (its overlay unless overlay: false). */
+  get diskFile(): string {
+    return this.disk;
   }
 
   /** Kills QEMU at once, synchronously (for signal and exit handlers). */
