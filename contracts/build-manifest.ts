@@ -49,6 +49,19 @@ export const BuildManifestSchema = z
     outputs: z.union([LocalOutputs, AwsOutputs]),
     durations_s: z.record(z.string(), z.number()),
     packages: z.array(PackageEntrySchema).min(1),
+    /** The image's CycloneDX SBOM beside the manifest (scripts/lib/bake/sbom.ts). */
+    sbom: z
+      .object({
+        file: z.string(),
+        format: z.literal('CycloneDX 1.6 JSON'),
+        sha256: z.string().regex(/^[a-f0-9]{64}$/),
+        components: z.number().int().min(1),
+        debian_packages: z.number().int().min(1),
+        npm_packages: z.number().int().min(0),
+        agent_images: z.number().int().min(1),
+      })
+      .strict()
+      .optional(),
     compliance: z
       .object({
         benchmark: z.object({ name: z.string(), version: z.string(), profile: z.string() }).strict(),

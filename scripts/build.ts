@@ -18,7 +18,8 @@ import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
 import { ImdsDouble, imdsNetdev } from './lib/guest/imds-double.ts';
 import { throwawayKey } from './lib/guest/vm.ts';
 import { resolveDigest } from './lib/bake/registry.ts';
-import { findSourceAmi, requireImdsV2 } from './lib/bake/source-ami.ts';
+import { findSourceAmi, requireImdsV2, tagImages } from './lib/bake/source-ami.ts';
+import { writeSbom } from './lib/bake/sbom.ts';
 import { buildManifest, writeBuildManifest } from './lib/bake/manifest.ts';
 import { stageFirstboot } from './lib/bake/firstboot-stage.ts';
 import { importBuildKey, type BuildKey } from './lib/bake/build-key.ts';
@@ -226,6 +227,10 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     durations.total = Math.round((Date.now() - t0) / 100) / 10;
     if (!baseImage) throw new Error('internal: the base image was not recorded');
     const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir, compliance: { hardened, baseline } });
+    // The SBOM, from the same facts; its sha256 goes into the manifest and onto the AMIs.
+    manifest.sbom = await phase(durations, 'sbom', () => writeSbom(manifest, partialDir));
+    info(`sbom: ${manifest.sbom.components} components (${manifest.sbom.debian_packages} Debian packages, ${manifest.sbom.npm_packages} npm packages, the agent image), sha256 ${manifest.sbom.sha256.slice(0, 12)}`);
+    if ('amis' in outputs) await phase(durations, 'tag-sbom', () => tagImages(outputs.amis, { 'syntropy:sbom-sha256': manifest.sbom!.sha256 }));
     writeBuildManifest(join(partialDir, 'build-manifest.json'), manifest);
     rmSync(join(partialDir, 'stage'), { recursive: true, force: true });
     renameSync(partialDir, finalDir);

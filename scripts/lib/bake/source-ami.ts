@@ -1,6 +1,7 @@
 // EC2 calls the build makes around Packer: checking the source AMI filter before starting, and,
 // with Packer 1.6 (whose amazon-ebs cannot register IMDSv2-only AMIs), setting it afterwards.
-import { DescribeImagesCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeImagesCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
+import { awsCall } from '../aws-call.ts';
 import type { Config } from '../config.ts';
 
 export interface SourceAmi {
@@ -47,5 +48,15 @@ export async function requireImdsV2(amis: Record<string, string>, clientFor = (r
     } catch (e) {
       throw new Error(`EC2 ModifyImageAttribute (ImdsSupport=v2.0) for ${imageId} in ${region} failed: ${(e as Error).message}`);
     }
+  }
+}
+
+/** Adds tags to each AMI and its snapshots after the build (what only the finished build knows). */
+export async function tagImages(amis: Record<string, string>, tags: Record<string, string>, clientFor = (region: string) => new EC2Client({ region })): Promise<void> {
+  for (const [region, imageId] of Object.entries(amis)) {
+    const ec2 = clientFor(region);
+    const d = await awsCall(region, 'EC2 DescribeImages', () => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
+    const snaps = (d.Images?.[0]?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId).filter((x): x is string => !!x);
+    await awsCall(region, 'EC2 CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: [imageId, ...snaps], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })));
   }
 }
