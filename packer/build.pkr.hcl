@@ -76,6 +76,13 @@ build {
     script           = "${var.repo_root}/packer/provisioners/harden.sh"
   }
 
+  # Nothing older than the mirror offers (Marketplace: no known-vulnerable packages).
+  provisioner "shell" {
+    execute_command  = local.execute_command
+    environment_vars = var.provisioner_env["check-updates.sh"]
+    script           = "${var.repo_root}/packer/provisioners/check-updates.sh"
+  }
+
   provisioner "shell" {
     execute_command  = local.execute_command
     environment_vars = var.provisioner_env["sanitize.sh"]

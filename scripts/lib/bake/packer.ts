@@ -112,6 +112,7 @@ export const PROVISIONER_VARS = {
   'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST', 'AGENT_REGISTRY_MIRROR'],
   'probe-compliance.sh': ['SYNTROPY_STAGING'],
   'harden.sh': ['SYNTROPY_STAGING', 'HARDENING_ENABLED'],
+  'check-updates.sh': [],
   'sanitize.sh': ['SYNTROPY_STAGING'],
   'collect-manifest.sh': [],
   'validate.sh': [],
