@@ -4,12 +4,12 @@
 // AWS calls in between, and the emulator's inventory is checked after each: nothing may be left
 // running or half-made. What only real AWS can prove is listed in the README.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import { stringify } from 'yaml';
-import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, DescribeSecurityGroupsCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, DescribeSecurityGroupsCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import type { Config } from '../config.ts';
@@ -284,6 +284,11 @@ async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: Bu
     const reg = now[cfg.aws.region]!;
     check(ctx, 'build', 'the manifest names the AMI the emulator registered', !!built && reg.images.some((i) => i.id === built && i.buildId === manifest.build_id), `${built}`);
     check(ctx, 'build', 'the manifest records the agent digest the registry served', manifest.agent_image.digest === image.digest);
+    const sbomFile = join(outputDir, 'latest', manifest.sbom?.file ?? 'sbom.cdx.json');
+    const sbomSha = existsSync(sbomFile) ? createHash('sha256').update(readFileSync(sbomFile)).digest('hex') : '';
+    const tagged = await ec2.send(new DescribeImagesCommand({ ImageIds: [built!] }));
+    const sbomTag = tagged.Images?.[0]?.Tags?.find((t) => t.Key === 'syntropy:sbom-sha256')?.Value;
+    check(ctx, 'build', 'the SBOM is beside the manifest, and its sha256 is in the manifest and on the AMI', !!manifest.sbom && sbomSha === manifest.sbom.sha256 && sbomTag === sbomSha, `${manifest.sbom?.components ?? 0} components, tag ${sbomTag ?? 'none'}`);
     const left = leftovers(now);
     check(ctx, 'build', "Packer's instance, key pair and security group are gone", left.length === 0, left.join('; '));
     return { manifestPath, manifest };
