@@ -27,6 +27,15 @@ export const PublishManifestSchema = z
     ssm_parameters: z.array(z.string()),
     /** Marketplace rules the image broke that a config waiver let through (publish.waivers). */
     waived: z.array(z.object({ rule: z.string(), problem: z.string(), reason: z.string(), expires: z.string() }).strict()),
+    /** Amazon Inspector's judgement of the image (null: the gate is off in the config, recorded as such). */
+    inspector: z
+      .object({
+        min_severity: z.string(),
+        waived: z.array(z.object({ arn: z.string(), vulnerability: z.string(), severity: z.string(), package: z.string(), title: z.string(), status: z.string(), reason: z.string(), expires: z.string() }).strict()),
+        below_threshold: z.number().int().min(0),
+      })
+      .strict()
+      .nullable(),
     next_step: z.string(),
   })
   .strict();

@@ -11,6 +11,8 @@ import { EXCEPTION_NAMES } from '../../hardening/exceptions.ts';
 /** The AWS Marketplace AMI rules publish reads from EC2 (scripts/lib/release/publish.ts). */
 export const MARKETPLACE_RULES = ['hvm', 'ebs-root', 'architecture', 'ena-support', 'imds-v2-only', 'unencrypted-snapshots', 'available'] as const;
 export type MarketplaceRule = (typeof MARKETPLACE_RULES)[number];
+/** Amazon Inspector severities publish can gate at (Inspector2's own names, lowest first). */
+export const INSPECTOR_SEVERITIES = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
 
 /** The agent's overlay network; Docker's address pools must stay clear of it. */
 export const AGENT_OVERLAY_CIDR = '10.69.0.0/16';
@@ -175,6 +177,27 @@ export const ConfigSchema = z
               .strict(),
           )
           .default([]),
+        // Amazon Inspector's findings for the image (from its scan of the boot-test instances) at
+        // or above min_severity block publish, unless a current waiver names the vulnerability
+        // (e.g. CVE-2026-1234) or the finding ARN. Off only deliberately (recorded).
+        inspector: z
+          .object({
+            enabled: z.boolean().default(true),
+            min_severity: z.enum(INSPECTOR_SEVERITIES).default('HIGH'),
+            waivers: z
+              .array(
+                z
+                  .object({
+                    finding: z.string().regex(/^([A-Z]+-[A-Za-z0-9-]+|arn:aws[a-z-]*:inspector2:.+)$/, { message: 'must be a vulnerability ID (CVE-2026-1234, GHSA-...) or an Inspector finding ARN' }),
+                    reason: z.string().min(10, { message: 'must say why (10 characters or more)' }),
+                    expires: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'must be a date such as 2027-01-31' }),
+                  })
+                  .strict(),
+              )
+              .default([]),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -20,6 +20,7 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { BatchGetAccountStatusCommand, Inspector2Client, ListFindingsCommand, type Finding } from '@aws-sdk/client-inspector2';
 import { loadConfig, type Config } from '../../scripts/lib/config.ts';
 import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/release/publish.ts';
 import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/release/retention.ts';
@@ -32,11 +33,24 @@ import { passingReport } from '../helpers/build-output.ts';
 const REGIONS = ['us-east-1', 'eu-west-1', 'eu-central-1'];
 let ec2: Record<string, { client: EC2Client; mock: AwsClientStub<EC2Client> }>;
 let ssm: Record<string, { client: SSMClient; mock: AwsClientStub<SSMClient> }>;
+let insp: Record<string, { client: Inspector2Client; mock: AwsClientStub<Inspector2Client> }>;
 let clients: Clients;
+const ACCOUNT = '444455556666';
+/** BatchGetAccountStatus as the Inspector2 API reference shapes it (State: status, errorCode, errorMessage). */
+const accountStatus = (ec2: 'ENABLED' | 'DISABLED') => {
+  const st = (status: 'ENABLED' | 'DISABLED') => ({ status, errorCode: 'ALREADY_ENABLED' as const, errorMessage: '' });
+  return { accounts: [{ accountId: ACCOUNT, state: st('ENABLED'), resourceState: { ec2: st(ec2), ecr: st('DISABLED') } }], failedAccounts: [] };
+};
+/** ListFindings answering page by page on nextToken, as Inspector2 paginates. */
+const findingsPages = (pages: Finding[][]) => (input: { nextToken?: string }) => {
+  const i = input.nextToken ? Number(input.nextToken.slice(1)) : 0;
+  return { findings: pages[i] ?? [], ...(i + 1 < pages.length ? { nextToken: `p${i + 1}` } : {}) };
+};
 
 beforeEach(() => {
   ec2 = {};
   ssm = {};
+  insp = {};
   for (const r of REGIONS) {
     const c = new EC2Client({ region: r });
     ec2[r] = { client: c, mock: mockClient(c) };
@@ -60,14 +74,20 @@ beforeEach(() => {
     ec2[r].mock.on(CreateTagsCommand).resolves({});
     ec2[r].mock.on(ModifyImageAttributeCommand).resolves({});
     ec2[r].mock.on(ModifySnapshotAttributeCommand).resolves({});
+    // Amazon Inspector as its API reference shows it: EC2 scanning on, no findings unless a test adds some.
+    const i = new Inspector2Client({ region: r });
+    insp[r] = { client: i, mock: mockClient(i) };
+    insp[r].mock.on(BatchGetAccountStatusCommand).resolves(accountStatus('ENABLED'));
+    insp[r].mock.on(ListFindingsCommand).resolves({ findings: [] });
   }
-  clients = { ec2: (r) => ec2[r]!.client, ssm: (r) => ssm[r]!.client };
+  clients = { ec2: (r) => ec2[r]!.client, ssm: (r) => ssm[r]!.client, inspector: (r) => insp[r]!.client };
 });
 
 const manifest: BuildManifestLike = { build_id: '20260101T000000Z', target: 'aws', image: { name: 'syntropy-agent-debian13', version: '1.2.0' }, outputs: { amis: { 'us-east-1': 'ami-src' } } };
 
 const goodImage = (id: string, snap: string, state = 'available'): Image => ({
   ImageId: id,
+  OwnerId: ACCOUNT,
   Name: 'syntropy-agent-debian13-1.2.0-20260101T000000Z',
   State: state as Image['State'],
   VirtualizationType: 'hvm',
@@ -218,6 +238,67 @@ describe('publish', () => {
     ]);
     expect(() => cfg({ waivers: [{ rule: 'ena-support', reason: 'short', expires: '2026-12-31' }] })).toThrow(/publish.waivers.0.reason: must say why/);
     expect(() => cfg({ waivers: [{ rule: 'kernel', reason, expires: '2026-12-31' }] })).toThrow(/publish.waivers.0.rule: expected one of hvm, ebs-root/);
+  });
+
+  it('Amazon Inspector: findings at or above the threshold block, a current waiver by vulnerability ID lets one through, recorded', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    const finding = (id: string, severity: Finding['severity']): Finding =>
+      ({
+        findingArn: `arn:aws:inspector2:us-east-1:${ACCOUNT}:finding/${id}`,
+        awsAccountId: ACCOUNT,
+        type: 'PACKAGE_VULNERABILITY',
+        description: 'd',
+        severity,
+        status: 'ACTIVE',
+        title: `${id} - libfoo`,
+        firstObservedAt: new Date(),
+        lastObservedAt: new Date(),
+        remediation: {},
+        resources: [{ type: 'AWS_EC2_INSTANCE', id: 'i-0aaa', details: { awsEc2Instance: { imageId: 'ami-src' } } }],
+        packageVulnerabilityDetails: { vulnerabilityId: id, source: 'DEBIAN_CVE', vulnerablePackages: [{ name: 'libfoo', version: '1.0-1', fixedInVersion: '1.0-1+deb13u1' }] },
+      }) as Finding;
+    // Two pages: a HIGH and a CRITICAL on the first, a LOW on the second.
+    insp['us-east-1']!.mock.on(ListFindingsCommand).callsFake(findingsPages([[finding('CVE-2026-1111', 'HIGH'), finding('CVE-2026-2222', 'CRITICAL')], [finding('CVE-2026-3333', 'LOW')]]));
+    const now = () => new Date('2026-12-02T00:00:00Z');
+    const reason = 'not reachable: libfoo is not used by any service in the image';
+    await expect(publish(manifest, cfg({ inspector: { waivers: [{ finding: 'CVE-2026-1111', reason, expires: '2026-12-31' }] } }), buildDir(), { dryRun: false, force: true, clients, now, ...fast })).rejects.toThrow(
+      /refusing to publish ami-src: Amazon Inspector reports 1 finding\(s\) at or above HIGH: CVE-2026-2222 CRITICAL in libfoo 1.0-1 \(fixed in 1.0-1\+deb13u1\)/,
+    );
+    expect(eu.commandCalls(CopyImageCommand)).toHaveLength(0);
+    const filter = insp['us-east-1']!.mock.commandCalls(ListFindingsCommand)[0]!.args[0].input.filterCriteria;
+    expect(filter).toEqual({ ec2InstanceImageId: [{ comparison: 'EQUALS', value: 'ami-src' }], findingStatus: [{ comparison: 'EQUALS', value: 'ACTIVE' }] });
+    const waivers = [
+      { finding: 'CVE-2026-1111', reason, expires: '2026-12-31' },
+      { finding: `arn:aws:inspector2:us-east-1:${ACCOUNT}:finding/CVE-2026-2222`, reason, expires: '2026-12-02' },
+    ];
+    const out = (await publish(manifest, cfg({ inspector: { waivers } }), buildDir(), { dryRun: false, force: false, clients, now, ...fast }))!;
+    expect(out.inspector).toMatchObject({ min_severity: 'HIGH', below_threshold: 1 });
+    expect(out.inspector!.waived.map((w) => [w.vulnerability, w.severity, w.expires])).toEqual([
+      ['CVE-2026-1111', 'HIGH', '2026-12-31'],
+      ['CVE-2026-2222', 'CRITICAL', '2026-12-02'],
+    ]);
+    // An expired waiver no longer counts.
+    insp['us-east-1']!.mock.on(ListFindingsCommand).callsFake(findingsPages([[finding('CVE-2026-1111', 'HIGH')]]));
+    await expect(publish(manifest, cfg({ inspector: { waivers: [{ finding: 'CVE-2026-1111', reason, expires: '2026-12-01' }] } }), buildDir(), { dryRun: false, force: false, clients, now, ...fast })).rejects.toThrow(/CVE-2026-1111 HIGH/);
+    // The threshold is configurable; MEDIUM catches what HIGH let through.
+    insp['us-east-1']!.mock.on(ListFindingsCommand).callsFake(findingsPages([[finding('CVE-2026-4444', 'MEDIUM'), finding('CVE-2026-5555', 'UNTRIAGED')]]));
+    await expect(publish(manifest, cfg({ inspector: { min_severity: 'MEDIUM' } }), buildDir(), { dryRun: false, force: false, clients, now, ...fast })).rejects.toThrow(/2 finding\(s\) at or above MEDIUM: CVE-2026-4444 MEDIUM.*CVE-2026-5555 UNTRIAGED/);
+    expect(() => cfg({ inspector: { waivers: [{ finding: 'libfoo', reason, expires: '2026-12-31' }] } })).toThrow(/publish.inspector.waivers.0.finding: must be a vulnerability ID/);
+  });
+
+  it('Amazon Inspector: refuses when EC2 scanning is off (no findings would prove nothing); off in the config is recorded', async () => {
+    sourceIsGood();
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+    insp['us-east-1']!.mock.on(BatchGetAccountStatusCommand).resolves(accountStatus('DISABLED'));
+    await expect(publish(manifest, cfg(), buildDir(), { dryRun: false, force: true, clients, ...fast })).rejects.toThrow(/Amazon Inspector EC2 scanning is DISABLED in account 444455556666/);
+    expect(insp['us-east-1']!.mock.commandCalls(BatchGetAccountStatusCommand)[0]!.args[0].input).toEqual({ accountIds: [ACCOUNT] });
+    const out = (await publish(manifest, cfg({ inspector: { enabled: false } }), buildDir(), { dryRun: false, force: false, clients, ...fast }))!;
+    expect(out.inspector).toBeNull();
   });
 
   it('retries throttling, and names the region and call of a failure', async () => {

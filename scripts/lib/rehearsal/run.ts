@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, DescribeSecurityGroupsCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
+import { EnableCommand, Inspector2Client } from '@aws-sdk/client-inspector2';
 import type { Config } from '../config.ts';
 import { REPO, cacheRoot } from '../paths.ts';
 import { ensureBaseDisk } from '../bake/base-disk.ts';
@@ -37,6 +38,8 @@ export const REGISTRY_DOUBLE_ADDR = '169.254.169.252';
 /** The regions publish copies to in the rehearsal, and an account given launch permission. */
 export const REHEARSAL_PUBLISH_REGIONS = ['us-west-2', 'eu-west-1'];
 export const REHEARSAL_LAUNCH_ACCOUNT = '111122223333';
+/** The Amazon Inspector finding the rehearsal seeds into the emulator (moto-api) for the image. */
+export const SEEDED_FINDING = 'CVE-2026-0001';
 /** moto's default account: what `Owners: ['self']` means in the emulator. */
 export const EMULATOR_ACCOUNT = '123456789012';
 
@@ -107,6 +110,7 @@ export function rehearsalConfig(o: { outputDir: string; sshPort: number; agentDi
         { rule: 'imds-v2-only', ...gap('ImdsSupport') },
         { rule: 'ebs-root', ...gap('an EBS root device type (CreateImage of an EBS-backed instance registers "standard")') },
       ],
+      inspector: { waivers: [{ finding: SEEDED_FINDING, reason: 'rehearsal: a finding seeded into the emulator to exercise the Inspector gate; not a real vulnerability', expires }] },
     },
     retention: { keep_newest: 1, max_age_days: 30 },
   };
@@ -199,6 +203,27 @@ async function prepareAccount(ctx: Ctx): Promise<void> {
   await ssm.send(
     new PutParameterCommand({ Name: `${ctx.cfg.publish.ssm_parameter_prefix}/0.0.9`, Type: 'String', Value: previousRelease(ctx.cfg, new Date()).ami_id, Overwrite: true }),
   );
+  // Amazon Inspector with EC2 scanning on, and one HIGH finding for the image to come: moto
+  // answers ListFindings from results queued through its API (moto/inspector2/models.py).
+  const inspector = new Inspector2Client({ region: ctx.cfg.aws.region, endpoint: ctx.env.AWS_ENDPOINT_URL, credentials: { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! } });
+  await inspector.send(new EnableCommand({ accountIds: [EMULATOR_ACCOUNT], resourceTypes: ['EC2'] }));
+  const at = Math.floor(Date.now() / 1000);
+  const seeded = {
+    findingArn: `arn:aws:inspector2:${ctx.cfg.aws.region}:${EMULATOR_ACCOUNT}:finding/${SEEDED_FINDING.toLowerCase()}`,
+    awsAccountId: EMULATOR_ACCOUNT,
+    type: 'PACKAGE_VULNERABILITY',
+    description: 'seeded by the rehearsal',
+    title: `${SEEDED_FINDING} - libexample`,
+    severity: 'HIGH',
+    status: 'ACTIVE',
+    firstObservedAt: at,
+    lastObservedAt: at,
+    remediation: {},
+    resources: [{ type: 'AWS_EC2_INSTANCE', id: 'i-0rehearsal', details: {} }],
+    packageVulnerabilityDetails: { vulnerabilityId: SEEDED_FINDING, source: 'DEBIAN_CVE', vulnerablePackages: [{ name: 'libexample', version: '1.0-1', fixedInVersion: '1.0-1+deb13u1' }] },
+  };
+  const r = await fetch(`${ctx.moto.endpoint}/moto-api/static/inspector2/findings-results`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ results: [[seeded]], account_id: EMULATOR_ACCOUNT, region: ctx.cfg.aws.region }) });
+  if (!r.ok) throw new Error(`seeding the Inspector finding failed: HTTP ${r.status}`);
 }
 
 /** A step run with faults armed: it must fail, and leave no instance, key pair or group behind. */
@@ -359,6 +384,10 @@ async function stepPublish(ctx: Ctx, manifestPath: string, manifest: BuildManife
   const before = await inv(ctx);
   check(ctx, 'publish', 'a refused publish changes nothing', newImages(before, await inv(ctx)).length === 0);
 
+  // Amazon Inspector: the seeded HIGH finding blocks the release without its waiver, even forced.
+  const blocked = await runScript(ctx, 'publish-inspector', 'publish.ts', [...args, '--force', '--set', 'publish.inspector.waivers=[]']);
+  check(ctx, 'publish', `Amazon Inspector's HIGH finding blocks the release, naming it (${SEEDED_FINDING})`, blocked.code === 1 && new RegExp(`Amazon Inspector reports 1 finding\\(s\\) at or above HIGH: ${SEEDED_FINDING} HIGH`).test(blocked.out), `exit ${blocked.code}`);
+
   // A copy fails half-way: the next run picks up what the first made, copies nothing twice.
   await runFaultedPublish(ctx, args);
   const first = await runScript(ctx, 'publish', 'publish.ts', [...args, '--force']);
@@ -367,6 +396,7 @@ async function stepPublish(ctx: Ctx, manifestPath: string, manifest: BuildManife
   const pm = readJsonContract(PublishManifestSchema, file);
   check(ctx, 'publish', 'the publish manifest records why it was forced', (pm.forced?.reasons ?? []).some((x) => /boot-test/.test(x)));
   check(ctx, 'publish', 'the publish manifest records the waived Marketplace rules', pm.waived.map((w) => w.rule).sort().join(',') === 'ebs-root,ena-support,imds-v2-only', pm.waived.map((w) => w.problem).join('; '));
+  check(ctx, 'publish', 'the publish manifest records the waived Inspector finding', pm.inspector?.waived.some((w) => w.vulnerability === SEEDED_FINDING) === true, JSON.stringify(pm.inspector));
   for (const w of pm.waived) ctx.report.gaps.push(`publish: Marketplace rule ${w.rule} waived (${w.problem}); ${w.reason}`);
   checkPublished(ctx, pm, manifest, await inv(ctx), 'first run');
   const again = await runScript(ctx, 'publish-again', 'publish.ts', [...args, '--force']);

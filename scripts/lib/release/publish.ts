@@ -16,6 +16,8 @@ import {
   type LaunchPermission,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { Inspector2Client } from '@aws-sdk/client-inspector2';
+import { describeBlocking, inspectorGate } from './inspector.ts';
 import type { Config, MarketplaceRule } from '../config.ts';
 import { awsCall, NOT_YET, type RetryOptions } from '../aws-call.ts';
 import { amis, type BuildManifest } from '../../../contracts/build-manifest.ts';
@@ -29,15 +31,18 @@ export type BuildManifestLike = Pick<BuildManifest, 'build_id' | 'target' | 'ima
 export interface Clients {
   ec2(region: string): EC2Client;
   ssm(region: string): SSMClient;
+  inspector(region: string): Inspector2Client;
 }
 
 /** One client per service and region, made once and reused by every call. */
 export function cachedClients(): Clients {
   const ec2 = new Map<string, EC2Client>();
   const ssm = new Map<string, SSMClient>();
+  const insp = new Map<string, Inspector2Client>();
   return {
     ec2: (region) => ec2.get(region) ?? ec2.set(region, new EC2Client({ region })).get(region)!,
     ssm: (region) => ssm.get(region) ?? ssm.set(region, new SSMClient({ region })).get(region)!,
+    inspector: (region) => insp.get(region) ?? insp.set(region, new Inspector2Client({ region })).get(region)!,
   };
 }
 
@@ -117,6 +122,11 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
   if (problems.length > 0) lines.push(force ? `FORCED despite: ${problems.join('; ')}` : `WOULD REFUSE: ${problems.join('; ')} (use --force to override; it is recorded)`);
   lines.push(`${src.region}: check Marketplace rules on ${src.imageId} (HVM, EBS, x86_64/arm64, ENA, IMDSv2-only, unencrypted snapshots)`);
   for (const w of cfg.publish.waivers) lines.push(`${src.region}: WAIVER for rule ${w.rule} until ${w.expires}: ${w.reason}`);
+  lines.push(
+    cfg.publish.inspector.enabled
+      ? `${src.region}: Amazon Inspector findings for ${src.imageId} at or above ${cfg.publish.inspector.min_severity} block the release (${cfg.publish.inspector.waivers.length} waiver(s))`
+      : `${src.region}: Amazon Inspector gate OFF (publish.inspector.enabled: false)`,
+  );
   for (const r of regions) {
     if (amis(m)[r]) lines.push(`${r}: use ${amis(m)[r]} (made by the build)`);
     else lines.push(`${r}: CopyImage from ${src.region} unless an image named ${imageName(m)} exists there (an earlier run's copy); wait until available`);
@@ -200,6 +210,20 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   if (blocking.length > 0) throw new Error(`${src.region}: ${src.imageId} breaks AWS Marketplace rules: ${blocking.join('; ')}`);
   for (const w of waived) log(`${src.region}: WAIVED ${w.rule} until ${w.expires}: ${w.problem} (${w.reason})`);
   log(`${src.region}: ${src.imageId} meets the Marketplace rules readable from AWS${waived.length ? `, ${waived.length} waived` : ''}`);
+
+  // Amazon Inspector: nothing at or above the configured severity, unless waived by name.
+  let inspector: PublishManifest['inspector'] = null;
+  if (cfg.publish.inspector.enabled) {
+    const r = await inspectorGate(cfg, src.region, src.imageId, sourceImage.OwnerId ?? '', clients.inspector(src.region), { now: opts.now?.(), retry: opts.retry });
+    if (r.blocking.length > 0) {
+      throw new Error(`refusing to publish ${src.imageId}: Amazon Inspector reports ${r.blocking.length} finding(s) at or above ${r.min_severity}: ${describeBlocking(r)}. Fix and rebuild, or waive each by name with a reason and an expiry (publish.inspector.waivers)`);
+    }
+    for (const w of r.waived) log(`${src.region}: WAIVED Inspector finding ${w.vulnerability} (${w.severity}) until ${w.expires}: ${w.reason}`);
+    log(`${src.region}: Amazon Inspector: nothing at or above ${r.min_severity} for ${src.imageId}${r.waived.length ? ` (${r.waived.length} waived)` : ''}, ${r.below_threshold} below`);
+    inspector = { min_severity: r.min_severity, waived: r.waived, below_threshold: r.below_threshold };
+  } else {
+    log(`${src.region}: Amazon Inspector gate is OFF (publish.inspector.enabled: false); recorded`);
+  }
 
   const results: Record<string, RegionResult> = {};
   const pending: Record<string, string> = {};
@@ -342,6 +366,7 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
     marketplace_account: cfg.publish.marketplace_account || null,
     ssm_parameters: ssmParameters,
     waived,
+    inspector,
     next_step: nextStep,
   };
 }
