@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { loadConfig, ConfigError } from './lib/config.ts';
 import { runEntry } from './lib/cli/entry.ts';
 import { readJsonContract } from '../contracts/parse.ts';
-import { BuildManifestSchema } from '../contracts/build-manifest.ts';
+import { BuildManifestSchema, type BuildManifest } from '../contracts/build-manifest.ts';
 import { info } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
 import { ensureBaseDisk } from './lib/bake/base-disk.ts';
@@ -43,6 +43,13 @@ const round = (ms: number) => Math.round(ms) / 1000;
 
 /** Power-on → the login prompt on the serial console, in ms. */
 const loginPromptMs = (vm: LocalVm) => waitFor('login prompt of the base disk', 600_000, async () => (/login: /.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200);
+
+/** A bake is cold when it built its base disk or its agent double (the manifest records both). */
+export function bakeKind(m: Pick<BuildManifest, 'base_image' | 'durations_s'>): 'warm' | 'cold' {
+  const baseBuilt = m.base_image.kind === 'local-base-disk' && !m.base_image.reused;
+  const doubleBuilt = (m.durations_s['agent-image'] ?? 0) > 5;
+  return baseBuilt || doubleBuilt ? 'cold' : 'warm';
+}
 
 const USAGE = `usage: npm run bench -- [--skip-cold] [--manifest FILE]
 Measures the pipeline and the image on this machine; --manifest FILE skips both bakes and measures that build.`;
@@ -148,12 +155,16 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
   result.image = { rootfs_used_mib: Math.round(manifest.rootfs.used_bytes / 2 ** 20), qcow2_mib: Math.round(statSync(outputs.qcow2).size / 2 ** 20) };
   // A root-directory run of the checks, for comparison with the VM run: the catalog's fixture.
   const warmTotal = (result.bake_warm as BuildFigures | undefined)?.total_s ?? manifest.durations_s.total!;
+  // Warm or cold is read from the manifest's own record, not assumed from how it was found: a
+  // build that made its base disk or its agent double is a cold one.
+  const kind = bakeKind(manifest);
+  result.bake_kind = kind;
   result.ratios = {
     bake_warm_over_irreducible: Math.round((warmTotal / (irreducibleMs / 1000)) * 100) / 100,
     hardened_dialogue_over_base_login: Math.round((fb.power_on_to_dialogue_ready_s! / (baseLoginMs / 1000)) * 100) / 100,
   };
   const targets: [string, number | undefined, string, (v: number) => boolean][] = [
-    ['bake (warm) / irreducible', (result.ratios as Record<string, number>).bake_warm_over_irreducible, '<= 2.0', (v) => v <= 2],
+    [`bake (${kind}) / irreducible`, (result.ratios as Record<string, number>).bake_warm_over_irreducible, kind === 'warm' ? '<= 2.0' : 'warm only', (v) => kind === 'warm' && v <= 2],
     ['confirmed answers -> agent running (s)', fb.confirmed_to_agent_running_s, '<= 3', (v) => v <= 3],
     ['used memory, agent running, 512 MiB (MiB)', fb.used_memory_with_agent_mib, '<= 200', (v) => v <= 200],
     ['first-boot peak RSS (MiB)', fb.first_boot_peak_rss_mib, '<= 80', (v) => v <= 80],

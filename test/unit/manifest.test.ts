@@ -117,3 +117,14 @@ describe('firstboot.conf', () => {
     expect(() => formatFirstbootConf({ SSH_PORT: 51830, DEFAULT_PORT_RANGE: '51820-51919' })).toThrow(/SSH port/);
   });
 });
+
+describe('bench: warm or cold, from the manifest', () => {
+  it('calls a build that made its base disk or its agent double cold, else warm', async () => {
+    const { bakeKind } = await import('../../scripts/bench.ts');
+    const { manifest } = buildOutput('local');
+    const base = manifest.base_image as Extract<typeof manifest.base_image, { kind: 'local-base-disk' }>;
+    expect(bakeKind({ ...manifest, base_image: { ...base, reused: true }, durations_s: { 'base-disk': 0.1, 'agent-image': 0.2 } })).toBe('warm');
+    expect(bakeKind({ ...manifest, base_image: { ...base, reused: false }, durations_s: { 'base-disk': 81.2, 'agent-image': 0.2 } })).toBe('cold');
+    expect(bakeKind({ ...manifest, base_image: { ...base, reused: true }, durations_s: { 'base-disk': 0.1, 'agent-image': 48 } })).toBe('cold');
+  });
+});
