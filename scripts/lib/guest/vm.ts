@@ -205,7 +205,9 @@ export class LocalVm {
         // The monitor greets with a banner: keep reading, or the socket never sees QEMU go.
         sock.resume();
       });
-      const clean = await Promise.race([this.exited!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+      let timer: NodeJS.Timeout | undefined;
+      const clean = await Promise.race([this.exited!.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+      clearTimeout(timer);
       if (!clean) await this.powerOff();
       return clean;
     } finally {
