@@ -18,7 +18,11 @@ import { REPO, cacheRoot } from '../paths.ts';
 import { ensureBaseDisk } from '../bake/base-disk.ts';
 import { ensureAgentDouble } from '../bake/agent-double.ts';
 import { chooseAccelerator } from '../guest/qemu.ts';
-import { freePort } from '../guest/vm.ts';
+import { freePort, LocalVm, SSM_DOUBLE_ADDR } from '../guest/vm.ts';
+import type { Accelerator } from '../guest/qemu.ts';
+import { SsmDouble } from '../boottest/parameter-store-double.ts';
+import { assertConfigured, firstbootSettled, firstbootStatus, waitForAgent } from '../boottest/guest-state.ts';
+import { parse } from 'yaml';
 import { ensureMotoRootfs, MotoServer, debianOfficialAmi, type SeedAmi } from '../emulator/moto.ts';
 import { imageFromDockerArchive, RegistryDouble } from '../emulator/registry-double.ts';
 import { makeSsmAgentRepo, makeTestSigningKey, StaticServer } from '../emulator/ssm-agent-double.ts';
@@ -126,6 +130,8 @@ export interface Ctx {
   log: (l: string) => void;
   report: RehearsalReport;
   configFile: string;
+  /** The test agent token (in the emulator's Parameter Store and the guest's double; never printed). */
+  token: string;
 }
 
 function check(ctx: Ctx, step: string, name: string, ok: boolean, detail = ''): boolean {
@@ -198,8 +204,7 @@ async function prepareAccount(ctx: Ctx): Promise<void> {
   await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: profile }));
   await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: profile, RoleName: profile }));
   // The token is made here, never printed; the emulator keeps it in memory only.
-  const token = randomBytes(24).toString('base64url');
-  await ssm.send(new PutParameterCommand({ Name: ctx.cfg.aws.boot_test.token_parameter, Type: 'SecureString', Value: token, Overwrite: true }));
+  await ssm.send(new PutParameterCommand({ Name: ctx.cfg.aws.boot_test.token_parameter, Type: 'SecureString', Value: ctx.token, Overwrite: true }));
   await ssm.send(
     new PutParameterCommand({ Name: `${ctx.cfg.publish.ssm_parameter_prefix}/0.0.9`, Type: 'String', Value: previousRelease(ctx.cfg, new Date()).ami_id, Overwrite: true }),
   );
@@ -243,7 +248,7 @@ async function faulted(ctx: Ctx, step: string, faults: Fault[], run: () => Promi
   check(ctx, step, `fault ${what}: no image or snapshot was registered`, made.length === 0, made.join('; '));
 }
 
-async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: BuildManifest } | null> {
+async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: BuildManifest; disk: string; accel: Accelerator } | null> {
   const cfg = ctx.cfg;
   const base = await ensureBaseDisk(cfg);
   const accel = await chooseAccelerator(cfg.local.accelerator, base.vmlinuz, base.kernel);
@@ -316,7 +321,7 @@ async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: Bu
     check(ctx, 'build', 'the SBOM is beside the manifest, and its sha256 is in the manifest and on the AMI', !!manifest.sbom && sbomSha === manifest.sbom.sha256 && sbomTag === sbomSha, `${manifest.sbom?.components ?? 0} components, tag ${sbomTag ?? 'none'}`);
     const left = leftovers(now);
     check(ctx, 'build', "Packer's instance, key pair and security group are gone", left.length === 0, left.join('; '));
-    return { manifestPath, manifest };
+    return { manifestPath, manifest, disk, accel: accel.accel };
   } finally {
     await registry.stop();
     await ssmServer.stop();
@@ -332,7 +337,7 @@ export const BOOT_TEST_GAPS = [
   { step: 'SSM Agent online', error: /DescribeInstanceInformation/, gap: 'moto 5.1.1 does not implement SSM DescribeInstanceInformation' },
 ];
 
-async function stepBootTest(ctx: Ctx, manifestPath: string, manifest: BuildManifest): Promise<void> {
+async function stepBootTest(ctx: Ctx, manifestPath: string, manifest: BuildManifest, image: { disk: string; accel: Accelerator }): Promise<void> {
   // Ctrl-C while an instance runs (held at its first call after launch): the boot test
   // terminates what it launched, then exits 130.
   let pid = 0;
@@ -374,7 +379,60 @@ async function stepBootTest(ctx: Ctx, manifestPath: string, manifest: BuildManif
   check(ctx, 'boot-test', 'exit status says whether the run passed', (r.code === 0) === report.passed, `exit ${r.code}`);
   const left = leftovers(await inv(ctx));
   check(ctx, 'boot-test', 'every boot-test instance terminated after failure', left.length === 0, left.join('; '));
+  await documentOnTheImage(ctx, image.disk, image.accel, ctx.token);
 }
+
+/**
+ * The guest side of the aws boot test, on the rehearsal's own aws image (the build guest's disk,
+ * what CreateImage captured): boot it as a new instance (IMDS double with an instance role, the
+ * Parameter Store double holding the token), and run the shipped SSM document's script as SSM
+ * Agent 3.3.2746+ runs aws:runShellScript: as root, the commands in one script, each parameter
+ * exported as SSM_<name> (interpolationType ENV_VAR). The emulator cannot run it: moto has no
+ * SSM Agent to send a command to.
+ */
+async function documentOnTheImage(ctx: Ctx, disk: string, accel: Accelerator, token: string): Promise<void> {
+  const bt = ctx.cfg.aws.boot_test;
+  const range = '51820-51830';
+  const ssm = new SsmDouble({ [bt.token_parameter]: { value: token, type: 'SecureString' } });
+  const ssmPort = await ssm.start();
+  const role = { name: bt.instance_profile, accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(20).toString('base64'), token: randomBytes(24).toString('base64') };
+  const vm = new LocalVm({ image: disk, accel, cpus: 1, memoryMib: 1024, restrict: true, ssmPort, imds: { role } });
+  try {
+    await vm.start();
+    await vm.waitForSsh(900_000);
+    await firstbootSettled(vm);
+    const before = await firstbootStatus(vm);
+    check(ctx, 'boot-test', 'the aws image boots unconfigured, waiting for a token', !before.configured, JSON.stringify(before));
+    const doc = parse(readFileSync(join(REPO, 'firstboot', 'ssm', `${bt.ssm_document}.yaml`), 'utf8')) as { mainSteps: { inputs: { runCommand: string[] } }[] };
+    const script = doc.mainSteps[0]!.inputs.runCommand.join('\n');
+    const params = { TokenParameterName: bt.token_parameter, PortRange: range, AgentName: '', Tags: 'rehearsal', Mode: 'configure' };
+    const exports = Object.entries(params).map(([k, v]) => `SSM_${k}=${shellQuote(v)}`).join(' ');
+    // The SDK in the image reaches the Parameter Store double (the guest's private network) by its own endpoint setting.
+    const r = await vm.ssh(`sudo env AWS_ENDPOINT_URL_SSM=http://${SSM_DOUBLE_ADDR} ${exports} sh -s`, script);
+    check(ctx, 'boot-test', `the ${bt.ssm_document} document's script configures the aws image (as SSM Agent runs it)`, r.exitCode === 0, `exit ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    const g = await waitForAgent(vm, 'the agent on the aws image', 180_000).catch((e: Error) => e);
+    check(ctx, 'boot-test', 'the agent runs on the aws image: four WireGuard ports in the range, the lock a file, provider AWS', !(g instanceof Error) && (() => {
+      try {
+        assertConfigured(g, range);
+        return true;
+      } catch {
+        return false;
+      }
+    })(), g instanceof Error ? g.message : `udp ${g.wgPorts.join(' ')}`);
+    const after = await firstbootStatus(vm);
+    check(ctx, 'boot-test', 'configured from Parameter Store through the document', after.configured && after.source === 'ssm', JSON.stringify(after));
+    const got = ssm.requests.filter((q) => q.target === 'AmazonSSM.GetParameter' && q.status === 200);
+    check(ctx, 'boot-test', "the token was read with the instance role's key and decryption", got.length > 0 && got.every((q) => q.withDecryption && q.accessKeyId === role.accessKeyId), JSON.stringify(got));
+    const leak = await vm.ssh(`sudo grep -rlF -- ${shellQuote(token)} /etc /var/log /root /home /tmp 2>/dev/null | grep -v '^/etc/syntropy/agent.env$' || true`);
+    check(ctx, 'boot-test', 'the token is only in /etc/syntropy/agent.env', leak.stdout.trim() === '', leak.stdout.trim());
+  } finally {
+    await vm.stop();
+    vm.cleanup();
+    await ssm.stop();
+  }
+}
+
+const shellQuote = (v: string) => `'${v.replace(/'/g, "'\\''")}'`;
 
 async function stepPublish(ctx: Ctx, manifestPath: string, manifest: BuildManifest): Promise<string | null> {
   const args = ['--manifest', manifestPath, '--config', ctx.configFile];
@@ -614,13 +672,14 @@ export async function rehearse(cfg: Config, o: RehearseOptions): Promise<Rehears
     log: o.log,
     report,
     configFile: join(o.work, 'rehearsal.yaml'),
+    token: randomBytes(24).toString('base64url'),
   };
   try {
     await prepareAccount(ctx);
     const built = await timed(ctx, 'build', () => stepBuild(ctx));
     if (built) {
       report.build_manifest = built.manifestPath;
-      await timed(ctx, 'boot-test', () => stepBootTest(ctx, built.manifestPath, built.manifest));
+      await timed(ctx, 'boot-test', () => stepBootTest(ctx, built.manifestPath, built.manifest, built));
       report.publish_manifest = await timed(ctx, 'publish', () => stepPublish(ctx, built.manifestPath, built.manifest));
       if (report.publish_manifest) {
         await timed(ctx, 'clean', () => stepClean(ctx, built.manifest));
