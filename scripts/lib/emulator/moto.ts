@@ -4,7 +4,7 @@
 // It listens on 127.0.0.1 only. The project's code reaches it through the SDK's own endpoint
 // settings (AWS_ENDPOINT_URL) and Packer's custom_endpoint_ec2: the same code paths as AWS.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import type { Config } from '../config.ts';
@@ -174,8 +174,4 @@ export class MotoServer {
     }
     if (this.amisFile) rmSync(join(this.rootfs, this.amisFile), { force: true });
   }
-}
-
-export function readIfExists(file: string): string {
-  return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }

@@ -152,9 +152,4 @@ export class BuildInstanceBridge {
     }
     return this.result;
   }
-
-  /** The guest's serial console so far (for a failed build's log). */
-  serial(): string {
-    return this.vm?.serial() ?? '';
-  }
 }
