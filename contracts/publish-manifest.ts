@@ -36,6 +36,21 @@ export const PublishManifestSchema = z
       })
       .strict()
       .nullable(),
+    /** The Marketplace Catalog API change set that added the version (null: no product configured). */
+    marketplace: z
+      .object({
+        product_id: z.string().min(1),
+        access_role_arn: z.string().min(1),
+        region: z.string().regex(REGION),
+        ami_id: z.string().regex(AMI_ID),
+        change_set_id: z.string().min(1),
+        change_set_arn: z.string(),
+        intent: z.enum(['VALIDATE', 'APPLY']),
+        status: z.string().min(1),
+        errors: z.array(z.string()),
+      })
+      .strict()
+      .nullable(),
     next_step: z.string(),
   })
   .strict();

@@ -161,7 +161,38 @@ export const ConfigSchema = z
         regions: z.array(name(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region')).default([]),
         launch_accounts: z.array(name(/^\d{12}$/, 'a 12-digit AWS account ID')).default([]),
         public: z.boolean().default(false),
-        marketplace_account: z.union([z.literal(''), name(/^\d{12}$/, 'empty or a 12-digit AWS account ID')]).default('679593333241'),
+        // Legacy hand-off: share the AMI with this account (AWS Marketplace's old ingestion account
+        // 679593333241) for a person to add the version in the portal. Off by default: publish.marketplace
+        // submits the version through the Catalog API with an access role instead.
+        marketplace_account: z.union([z.literal(''), name(/^\d{12}$/, 'empty or a 12-digit AWS account ID')]).default(''),
+        // A new version of an AMI product through the Marketplace Catalog API (AddDeliveryOptions),
+        // ingested from us-east-1 through access_role_arn (scripts/lib/release/marketplace.ts).
+        marketplace: z
+          .object({
+            product_id: z.union([z.literal(''), name(/^[\w-]{1,255}$/, 'empty or the product\'s entity ID such as prod-abcdefghijklm')]).default(''),
+            access_role_arn: z
+              .union([z.literal(''), name(/^arn:aws:iam::\d{12}:role\/[a-zA-Z_0-9+=,.@\-_/]+$/, 'empty or an IAM role ARN such as arn:aws:iam::123456789012:role/MarketplaceAmiIngestion')])
+              .default(''),
+            os_name: z.string().min(1).max(100).default('DEBIAN'),
+            os_version: z.string().min(1).max(100).default('13'),
+            recommended_instance_type: name(/^[a-z0-9]+\.[a-z0-9]+$/, 'an EC2 instance type such as t3.small').default('t3.small'),
+            ssh_cidrs: z.array(cidr).min(1).max(5).default(['0.0.0.0/0']),
+            version_title: z.string().min(1).max(64).default('{version}'),
+            release_notes: z.string().min(1).max(30000).default('Syntropy agent {version} on CIS-hardened Debian 13 (build {build_id}).'),
+            usage_instructions: z
+              .string()
+              .min(1)
+              .max(4000)
+              .default(
+                'Launch with a key pair and a security group that opens UDP {port_range} (WireGuard) and TCP {ssh_port} (SSH). ' +
+                  'Log in as {user} (ssh {user}@<address>): the first-boot dialogue asks for the Syntropy agent token and the UDP port range, then starts the agent. ' +
+                  'Without a person: put the token in EC2 user data or in a Parameter Store SecureString, or run the SyntropyConfigureAgent SSM document. ' +
+                  'Turn off the source/destination check on the instance to route VPC traffic.',
+              ),
+            wait_minutes: z.number().int().min(1).max(1440).default(240),
+          })
+          .strict()
+          .default({}),
         ssm_parameter_prefix: name(/^(\/[A-Za-z0-9_.-]+)+$/, 'a Parameter Store path such as /syntropy/ami').default('/syntropy/ami'),
         // A Marketplace rule publish may pass over, each with why and until when; recorded in the
         // publish manifest. For rules a reader of AWS cannot see (the rehearsal's emulator models
@@ -223,6 +254,10 @@ export const ConfigSchema = z
     });
     const problem = rangeProblem(cfg.firstboot.default_port_range, { maxWidth: cfg.firstboot.max_port_range_width, sshPort: cfg.ssh.port });
     if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['firstboot', 'default_port_range'], message: problem });
+    const mp = cfg.publish.marketplace;
+    if (mp.product_id !== '' && mp.access_role_arn === '') {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['publish', 'marketplace', 'access_role_arn'], message: 'is empty but publish.marketplace.product_id is set: Marketplace reads the AMI through this role' });
+    }
     if (cfg.aws.kms_key_id !== '' && !cfg.aws.encrypt_boot) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../../scripts/lib/paths.ts';
+import { trustsMarketplace } from '../../scripts/lib/release/marketplace.ts';
 
 interface Statement {
   Effect: string;
@@ -17,6 +18,9 @@ const policy = (f: string) => (JSON.parse(readFileSync(join(REPO, 'iam', f), 'ut
 const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 const allowed = (f: string) => new Set(policy(f).filter((s) => s.Effect === 'Allow').flatMap(actions));
 
+/** SDK client packages whose IAM service prefix is not their name (Service Authorization Reference). */
+const IAM_PREFIX: Record<string, string> = { 'marketplace-catalog': 'aws-marketplace' };
+
 /** The IAM actions a set of source files calls: `new XCommand(` of @aws-sdk/client-<service>. */
 function calls(files: string[]): Set<string> {
   const out = new Set<string>();
@@ -24,7 +28,9 @@ function calls(files: string[]): Set<string> {
     const text = readFileSync(join(REPO, f), 'utf8');
     const services = new Map<string, string>();
     // Static imports and dynamic ones (first boot loads the SDK lazily): const { X } = await import('@aws-sdk/client-y').
-    for (const m of text.matchAll(/(?:import|const) \{([^}]*)\} (?:from |= await import\()'@aws-sdk\/client-(\w+)'/g)) for (const name of m[1]!.split(',')) services.set(name.trim(), m[2]!);
+    for (const m of text.matchAll(/(?:import|const) \{([^}]*)\} (?:from |= await import\()'@aws-sdk\/client-([\w-]+)'/g)) {
+      for (const name of m[1]!.split(',')) services.set(name.trim().replace(/^type /, ''), IAM_PREFIX[m[2]!] ?? m[2]!);
+    }
     for (const m of text.matchAll(/new (\w+)Command\(/g)) {
       const service = services.get(`${m[1]}Command`);
       if (service) out.add(`${service}:${m[1]}`);
@@ -88,5 +94,12 @@ describe('IAM documents', () => {
     });
     const release = readFileSync(join(REPO, '.github/workflows/release.yml'), 'utf8');
     expect(release).toMatch(/^\s+environment: release$/m);
+  });
+
+  it('the Marketplace access role document is one publish accepts, and publish refuses it for another service', () => {
+    const doc = JSON.parse(readFileSync(join(REPO, 'iam', 'marketplace-access-role-trust-policy.json'), 'utf8')) as { Statement: Parameters<typeof trustsMarketplace>[0] };
+    expect(trustsMarketplace(doc.Statement)).toBe(true);
+    expect(trustsMarketplace(doc.Statement.map((x) => ({ ...x, Principal: { Service: 'ec2.amazonaws.com' } })))).toBe(false);
+    expect(trustsMarketplace(doc.Statement.map((x) => ({ ...x, Effect: 'Deny' })))).toBe(false);
   });
 });

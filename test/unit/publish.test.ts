@@ -21,8 +21,11 @@ import {
 } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { BatchGetAccountStatusCommand, Inspector2Client, ListFindingsCommand, type Finding } from '@aws-sdk/client-inspector2';
+import { GetPolicyCommand, GetPolicyVersionCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, ListAttachedRolePoliciesCommand, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
+import { DescribeChangeSetCommand, MarketplaceCatalogClient, StartChangeSetCommand } from '@aws-sdk/client-marketplace-catalog';
+import { deliveryDetails, detailsProblems, submitVersion } from '../../scripts/lib/release/marketplace.ts';
 import { loadConfig, type Config } from '../../scripts/lib/config.ts';
-import { marketplaceProblems, planLines, publish, reportProblems, type BuildManifestLike, type Clients } from '../../scripts/lib/release/publish.ts';
+import { marketplaceProblems, planLines, publish, reportProblems, validateMarketplace, type BuildManifestLike, type Clients } from '../../scripts/lib/release/publish.ts';
 import { clean, selectForRemoval, type ImageInfo } from '../../scripts/lib/release/retention.ts';
 import { awsCall } from '../../scripts/lib/aws-call.ts';
 import { writeReport } from '../../scripts/lib/compliance.ts';
@@ -35,6 +38,10 @@ let ec2: Record<string, { client: EC2Client; mock: AwsClientStub<EC2Client> }>;
 let ssm: Record<string, { client: SSMClient; mock: AwsClientStub<SSMClient> }>;
 let insp: Record<string, { client: Inspector2Client; mock: AwsClientStub<Inspector2Client> }>;
 let clients: Clients;
+let iam: IAMClient;
+let iamMock: AwsClientStub<IAMClient>;
+let catalog: MarketplaceCatalogClient;
+let catalogMock: AwsClientStub<MarketplaceCatalogClient>;
 const ACCOUNT = '444455556666';
 /** BatchGetAccountStatus as the Inspector2 API reference shapes it (State: status, errorCode, errorMessage). */
 const accountStatus = (ec2: 'ENABLED' | 'DISABLED') => {
@@ -80,7 +87,11 @@ beforeEach(() => {
     insp[r].mock.on(BatchGetAccountStatusCommand).resolves(accountStatus('ENABLED'));
     insp[r].mock.on(ListFindingsCommand).resolves({ findings: [] });
   }
-  clients = { ec2: (r) => ec2[r]!.client, ssm: (r) => ssm[r]!.client, inspector: (r) => insp[r]!.client };
+  iam = new IAMClient({ region: 'us-east-1' });
+  iamMock = mockClient(iam);
+  catalog = new MarketplaceCatalogClient({ region: 'us-east-1' });
+  catalogMock = mockClient(catalog);
+  clients = { ec2: (r) => ec2[r]!.client, ssm: (r) => ssm[r]!.client, inspector: (r) => insp[r]!.client, iam: () => iam, catalog: () => catalog };
 });
 
 const manifest: BuildManifestLike = { build_id: '20260101T000000Z', target: 'aws', image: { name: 'syntropy-agent-debian13', version: '1.2.0' }, outputs: { amis: { 'us-east-1': 'ami-src' } } };
@@ -114,8 +125,8 @@ function cfg(extra: Record<string, unknown> = {}): Config {
   return loadConfig({ overrides: [{ target: 'aws', publish: { regions: ['eu-west-1'], launch_accounts: ['111122223333'], ...extra } }] }).config;
 }
 
-function sourceIsGood(): void {
-  ec2['us-east-1']!.mock.on(DescribeImagesCommand, { ImageIds: ['ami-src'] }).resolves({ Images: [goodImage('ami-src', 'snap-src')] });
+function sourceIsGood(id = 'ami-src'): void {
+  ec2['us-east-1']!.mock.on(DescribeImagesCommand, { ImageIds: [id] }).resolves({ Images: [goodImage(id, 'snap-src')] });
   ec2['us-east-1']!.mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-src', Encrypted: false }] });
 }
 
@@ -169,7 +180,7 @@ describe('publish', () => {
       .resolvesOnce({ Images: [goodImage('ami-copy', 'snap-copy', 'pending')] })
       .resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
     const log: string[] = [];
-    const out = (await publish(manifest, cfg(), buildDir(), { dryRun: false, force: false, clients, log: (l) => log.push(l), ...fast, now: () => new Date('2026-01-02T00:00:00Z') }))!;
+    const out = (await publish(manifest, cfg({ marketplace_account: '679593333241' }), buildDir(), { dryRun: false, force: false, clients, log: (l) => log.push(l), ...fast, now: () => new Date('2026-01-02T00:00:00Z') }))!;
     expect(out.regions).toEqual({
       'us-east-1': { imageId: 'ami-src', snapshotIds: ['snap-src'], copied: 'built' },
       'eu-west-1': { imageId: 'ami-copy', snapshotIds: ['snap-copy'], copied: 'new' },
@@ -180,7 +191,7 @@ describe('publish', () => {
     expect(eu.commandCalls(CreateTagsCommand)[0]!.args[0].input.Resources).toEqual(['ami-copy', 'snap-copy']);
     expect(eu.commandCalls(ModifyImageAttributeCommand)[0]!.args[0].input).toEqual({ ImageId: 'ami-copy', LaunchPermission: { Add: [{ UserId: '111122223333' }] } });
     expect(eu.commandCalls(ModifySnapshotAttributeCommand)[0]!.args[0].input).toMatchObject({ SnapshotId: 'snap-copy', OperationType: 'add', UserIds: ['111122223333'] });
-    // Marketplace share happens in the source region, for the image and its snapshot.
+    // The legacy Marketplace share happens in the source region, for the image and its snapshot.
     const us = ec2['us-east-1']!.mock;
     expect(us.commandCalls(ModifyImageAttributeCommand).map((c) => c.args[0].input.LaunchPermission)).toContainEqual({ Add: [{ UserId: '679593333241' }] });
     expect(us.commandCalls(ModifySnapshotAttributeCommand).map((c) => c.args[0].input.UserIds)).toContainEqual(['679593333241']);
@@ -190,6 +201,10 @@ describe('publish', () => {
     ]);
     expect(out.ssm_parameters).toContain('us-east-1:/syntropy/ami/latest');
     expect(out.next_step).toMatch(/Marketplace Management Portal.*ami-src/);
+    // No product configured: no access role check, no change set.
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(catalogMock.calls()).toHaveLength(0);
+    expect(out.marketplace).toBeNull();
   });
 
   it('refuses without passing reports and calls no AWS API; --force proceeds and records why', async () => {
@@ -335,7 +350,7 @@ describe('publish', () => {
 
   it('prints the whole plan on --dry-run without calling AWS', async () => {
     const log: string[] = [];
-    const r = await publish(manifest, cfg({ public: true }), buildDir({}), { dryRun: true, force: false, clients, log: (l) => log.push(l) });
+    const r = await publish(manifest, cfg({ public: true, marketplace_account: '679593333241' }), buildDir({}), { dryRun: true, force: false, clients, log: (l) => log.push(l) });
     expect(r).toBeNull();
     for (const reg of REGIONS) expect(ec2[reg]!.mock.calls()).toHaveLength(0);
     const text = log.join('\n');
@@ -348,6 +363,182 @@ describe('publish', () => {
   it('refuses a local build manifest', () => {
     expect(() => planLines({ ...manifest, target: 'local', outputs: { qcow2: '/x', qcow2_bytes: 1 } }, cfg(), buildDir(), false)).toThrow(/local build with no AMI/);
     expect(reportProblems('/nonexistent')).toHaveLength(2);
+  });
+});
+
+const ROLE = 'arn:aws:iam::444455556666:role/MarketplaceAmiIngestion';
+/** IAM returns policy documents URL-encoded (GetRole AssumeRolePolicyDocument, GetRolePolicy, GetPolicyVersion). */
+const enc = (doc: unknown) => encodeURIComponent(JSON.stringify(doc));
+const TRUST = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'assets.marketplace.amazonaws.com' }, Action: 'sts:AssumeRole' }] };
+
+function roleIs(trust: unknown, attached: string[] = ['arn:aws:iam::aws:policy/AWSMarketplaceAmiIngestion'], inline: Record<string, unknown> = {}): void {
+  iamMock.on(GetRoleCommand).resolves({ Role: { Path: '/', RoleName: 'MarketplaceAmiIngestion', RoleId: 'AROAEXAMPLE', Arn: ROLE, CreateDate: new Date(), AssumeRolePolicyDocument: enc(trust) } });
+  iamMock.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: attached.map((PolicyArn) => ({ PolicyArn, PolicyName: PolicyArn.split('/').pop() })), IsTruncated: false });
+  iamMock.on(ListRolePoliciesCommand).resolves({ PolicyNames: Object.keys(inline), IsTruncated: false });
+  for (const [PolicyName, doc] of Object.entries(inline)) {
+    iamMock.on(GetRolePolicyCommand, { PolicyName }).resolves({ RoleName: 'MarketplaceAmiIngestion', PolicyName, PolicyDocument: enc(doc) });
+  }
+}
+
+/** DescribeChangeSet walking through the statuses the Catalog API reference lists. */
+function changeSetGoes(statuses: string[], failure: Record<string, unknown> = {}): void {
+  catalogMock.on(StartChangeSetCommand).resolves({ ChangeSetId: 'cs-abc123', ChangeSetArn: 'arn:aws:aws-marketplace:us-east-1:444455556666:AWSMarketplace/ChangeSet/cs-abc123' });
+  let i = 0;
+  catalogMock.on(DescribeChangeSetCommand).callsFake(() => {
+    const Status = statuses[Math.min(i++, statuses.length - 1)];
+    return { ChangeSetId: 'cs-abc123', Status, StartTime: '2026-01-02T00:00:00Z', ...(Status === 'FAILED' ? failure : {}) };
+  });
+}
+
+/** Marketplace checks AMI IDs against its pattern (ami- and 8 or 17 characters). */
+const SRC = 'ami-0123456789abcdef0';
+const mpManifest: BuildManifestLike = { ...manifest, outputs: { amis: { 'us-east-1': SRC } } };
+const mpCfg = (extra: Record<string, unknown> = {}) => cfg({ marketplace: { product_id: 'prod-abcdefghijklm', access_role_arn: ROLE, ...extra } });
+
+describe('publish to AWS Marketplace (Catalog API AddDeliveryOptions)', () => {
+  function euCopies(): void {
+    const eu = ec2['eu-west-1']!.mock;
+    eu.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    eu.on(CopyImageCommand).resolves({ ImageId: 'ami-copy' });
+    eu.on(DescribeImagesCommand, { ImageIds: ['ami-copy'] }).resolves({ Images: [goodImage('ami-copy', 'snap-copy')] });
+  }
+
+  it('checks the access role first, submits the us-east-1 AMI as a new version, waits with progress and records the change set', async () => {
+    sourceIsGood(SRC);
+    euCopies();
+    roleIs(TRUST);
+    changeSetGoes(['PREPARING', 'APPLYING', 'APPLYING', 'SUCCEEDED']);
+    const log: string[] = [];
+    const out = (await publish(mpManifest, mpCfg(), buildDir(), { dryRun: false, force: false, clients, log: (l) => log.push(l), ...fast, marketplacePollMs: 1 }))!;
+    const req = catalogMock.commandCalls(StartChangeSetCommand)[0]!.args[0].input;
+    expect(req).toMatchObject({ Catalog: 'AWSMarketplace', Intent: 'APPLY' });
+    expect(req.ClientRequestToken!.length).toBeLessThanOrEqual(36);
+    expect(req.ChangeSet).toEqual([
+      {
+        ChangeType: 'AddDeliveryOptions',
+        Entity: { Type: 'AmiProduct@1.0', Identifier: 'prod-abcdefghijklm' },
+        DetailsDocument: {
+          Version: { VersionTitle: '1.2.0', ReleaseNotes: 'Syntropy agent 1.2.0 on CIS-hardened Debian 13 (build 20260101T000000Z).' },
+          DeliveryOptions: [
+            {
+              Details: {
+                AmiDeliveryOptionDetails: {
+                  AmiSource: { AmiId: SRC, AccessRoleArn: ROLE, UserName: 'admin', OperatingSystemName: 'DEBIAN', OperatingSystemVersion: '13', ScanningPort: 22 },
+                  UsageInstructions: expect.stringMatching(/UDP 51820-51919 .* TCP 22 .* Log in as admin/),
+                  RecommendedInstanceType: 't3.small',
+                  SecurityGroups: [
+                    { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: ['0.0.0.0/0'] },
+                    { IpProtocol: 'udp', FromPort: 51820, ToPort: 51919, IpRanges: ['0.0.0.0/0'] },
+                  ],
+                },
+              },
+            },
+          ],
+        },
+      },
+    ]);
+    // The role was read before any copy was made.
+    const firstCopy = ec2['eu-west-1']!.mock.commandCalls(CopyImageCommand)[0]!;
+    expect(iamMock.commandCalls(GetRoleCommand)[0]!.calledBefore(firstCopy)).toBe(true);
+    expect(log.filter((l) => /change set cs-abc123: /.test(l))).toEqual([
+      'us-east-1: change set cs-abc123: PREPARING (started 2026-01-02T00:00:00Z)',
+      'us-east-1: change set cs-abc123: APPLYING (started 2026-01-02T00:00:00Z)',
+      'us-east-1: change set cs-abc123: SUCCEEDED (started 2026-01-02T00:00:00Z)',
+    ]);
+    expect(out.marketplace).toMatchObject({ product_id: 'prod-abcdefghijklm', ami_id: SRC, region: 'us-east-1', change_set_id: 'cs-abc123', intent: 'APPLY', status: 'SUCCEEDED', errors: [] });
+    expect(out.next_step).toMatch(/AWS Marketplace accepted version 1.2.0 of prod-abcdefghijklm \(change set cs-abc123/);
+    // The same run again sends the same request token: Marketplace answers with the same change set.
+    changeSetGoes(['SUCCEEDED']);
+    await publish(mpManifest, mpCfg(), buildDir(), { dryRun: false, force: false, clients, ...fast, marketplacePollMs: 1 });
+    const tokens = catalogMock.commandCalls(StartChangeSetCommand).map((c) => c.args[0].input.ClientRequestToken);
+    expect(tokens[1]).toBe(tokens[0]);
+    // Changed details or --resubmit make a new request.
+    await publish(mpManifest, mpCfg({ release_notes: 'Fixes the thing.' }), buildDir(), { dryRun: false, force: false, clients, ...fast, marketplacePollMs: 1 });
+    await publish(mpManifest, mpCfg(), buildDir(), { dryRun: false, force: false, clients, ...fast, marketplacePollMs: 1, resubmit: '2026-01-03T00:00:00Z' });
+    const all = catalogMock.commandCalls(StartChangeSetCommand).map((c) => c.args[0].input.ClientRequestToken);
+    expect(new Set(all).size).toBe(3);
+  });
+
+  it('refuses before copying anything when the access role is wrong, naming what is wrong', async () => {
+    sourceIsGood(SRC);
+    euCopies();
+    const run = () => publish(mpManifest, mpCfg(), buildDir(), { dryRun: false, force: false, clients, ...fast });
+    roleIs({ ...TRUST, Statement: [{ ...TRUST.Statement[0], Principal: { Service: 'ec2.amazonaws.com' } }] });
+    await expect(run()).rejects.toThrow(/the trust policy of arn:aws:iam::444455556666:role\/MarketplaceAmiIngestion does not let assets.marketplace.amazonaws.com call sts:AssumeRole/);
+    iamMock.reset();
+    iamMock.on(GetRoleCommand).rejects(Object.assign(new Error('The role with name MarketplaceAmiIngestion cannot be found.'), { name: 'NoSuchEntityException' }));
+    await expect(run()).rejects.toThrow(/the access role arn:aws:iam::444455556666:role\/MarketplaceAmiIngestion does not exist/);
+    // Without the managed policy, the role's own policies must allow each of its actions.
+    iamMock.reset();
+    roleIs(TRUST, [], { ingest: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['ec2:DescribeImages', 'ec2:DescribeImageAttribute', 'ec2:ModifyImageAttribute', 'ec2:ModifySnapshotAttribute'], Resource: '*' }] } });
+    await expect(run()).rejects.toThrow(/does not allow ec2:DescribeSnapshotAttribute: attach arn:aws:iam::aws:policy\/AWSMarketplaceAmiIngestion/);
+    expect(ec2['eu-west-1']!.mock.commandCalls(CopyImageCommand)).toHaveLength(0);
+    expect(catalogMock.calls()).toHaveLength(0);
+    // Wildcards in a customer-managed policy count, as IAM matches them.
+    iamMock.reset();
+    roleIs(TRUST, ['arn:aws:iam::444455556666:policy/mp-ingest']);
+    iamMock.on(GetPolicyCommand).resolves({ Policy: { Arn: 'arn:aws:iam::444455556666:policy/mp-ingest', DefaultVersionId: 'v3' } });
+    iamMock
+      .on(GetPolicyVersionCommand, { VersionId: 'v3' })
+      .resolves({ PolicyVersion: { VersionId: 'v3', IsDefaultVersion: true, Document: enc({ Version: '2012-10-17', Statement: { Effect: 'Allow', Action: ['ec2:Describe*', 'EC2:Modify*Attribute'], Resource: '*' } }) } });
+    changeSetGoes(['SUCCEEDED']);
+    const out = (await run())!;
+    expect(out.marketplace?.status).toBe('SUCCEEDED');
+  });
+
+  it('records a FAILED change set with its errors, and a change set still running at the timeout', async () => {
+    sourceIsGood(SRC);
+    euCopies();
+    roleIs(TRUST);
+    changeSetGoes(['PREPARING', 'FAILED'], {
+      FailureCode: 'CLIENT_ERROR',
+      ChangeSet: [{ ChangeType: 'AddDeliveryOptions', Entity: { Type: 'AmiProduct@1.0', Identifier: 'prod-abcdefghijklm' }, ErrorDetailList: [{ ErrorCode: 'INVALID_INPUT', ErrorMessage: 'The AMI failed the security scan: CVE-2026-0001' }] }],
+    });
+    const out = (await publish(mpManifest, mpCfg(), buildDir(), { dryRun: false, force: false, clients, ...fast, marketplacePollMs: 1 }))!;
+    expect(out.marketplace).toMatchObject({ status: 'FAILED', errors: ['CLIENT_ERROR', 'AddDeliveryOptions: INVALID_INPUT: The AMI failed the security scan: CVE-2026-0001'] });
+    expect(out.next_step).toMatch(/change set cs-abc123 FAILED: CLIENT_ERROR; AddDeliveryOptions: INVALID_INPUT: The AMI failed the security scan/);
+    changeSetGoes(['APPLYING']);
+    const log: string[] = [];
+    const pending = (await publish(mpManifest, mpCfg(), buildDir(), { dryRun: false, force: false, clients, log: (l) => log.push(l), ...fast, marketplacePollMs: 1, marketplaceTimeoutMs: 0 }))!;
+    expect(pending.marketplace?.status).toBe('APPLYING');
+    expect(pending.next_step).toMatch(/still APPLYING; run publish again/);
+  });
+
+  it('refuses when no AMI will be in us-east-1, and a change set AWS would refuse, before calling AWS', async () => {
+    const west = { ...manifest, outputs: { amis: { 'eu-west-1': 'ami-west' } } };
+    await expect(publish(west, mpCfg(), buildDir(), { dryRun: false, force: false, clients, ...fast })).rejects.toThrow(/AWS Marketplace ingests AMIs from us-east-1, which is neither the build region nor in publish.regions \(eu-west-1\)/);
+    const c = mpCfg();
+    expect(detailsProblems(deliveryDetails(c, { imageVersion: '1.2.0', buildId: 'b', amiId: 'ami-src' }))).toEqual(['AmiSource.AmiId ami-src is not an AMI ID']);
+    // A title within the config's limit that grows past Marketplace's once filled in.
+    const long = mpCfg({ version_title: '{version} {build_id} {build_id}' });
+    const v = { imageVersion: '1.2.0-rc.1', buildId: '20260101T000000Z-rebuild-of-the-week', amiId: SRC };
+    const d = deliveryDetails(long, v);
+    expect(detailsProblems(d)).toEqual(['Version.VersionTitle is 84 characters; Marketplace allows 64']);
+    await expect(submitVersion(catalog, long, v, 'APPLY')).rejects.toThrow(/would be refused: Version.VersionTitle is 84 characters/);
+    expect(catalogMock.calls()).toHaveLength(0);
+  });
+
+  it('--dry-run prints the change set it would send; --validate sends it with Intent VALIDATE and changes nothing', async () => {
+    const log: string[] = [];
+    await publish(mpManifest, mpCfg(), buildDir(), { dryRun: true, force: false, clients, log: (l) => log.push(l) });
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(catalogMock.calls()).toHaveLength(0);
+    const text = log.join('\n');
+    expect(text).toMatch(/us-east-1: Marketplace Catalog StartChangeSet \(APPLY\)/);
+    expect(text).toContain('"ChangeType": "AddDeliveryOptions"');
+    expect(text).toContain(`"AmiId": "${SRC}"`);
+    roleIs(TRUST);
+    changeSetGoes(['PREPARING', 'SUCCEEDED']);
+    const v = await validateMarketplace(mpManifest, mpCfg(), { clients, retry: fast.retry, marketplacePollMs: 1 });
+    expect(v).toMatchObject({ intent: 'VALIDATE', status: 'SUCCEEDED' });
+    expect(catalogMock.commandCalls(StartChangeSetCommand)[0]!.args[0].input.Intent).toBe('VALIDATE');
+    for (const r of REGIONS) {
+      expect(ec2[r]!.mock.commandCalls(CopyImageCommand)).toHaveLength(0);
+      expect(ec2[r]!.mock.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(ec2[r]!.mock.commandCalls(ModifyImageAttributeCommand)).toHaveLength(0);
+      expect(ec2[r]!.mock.commandCalls(ModifySnapshotAttributeCommand)).toHaveLength(0);
+      expect(ssm[r]!.mock.commandCalls(PutParameterCommand)).toHaveLength(0);
+    }
   });
 });
 

@@ -107,6 +107,18 @@ describe('GitHub Actions workflows', () => {
     expect(JSON.stringify(aws.with)).not.toMatch(/aws-access-key-id|aws-secret-access-key/);
   });
 
+  it('release: only the attach job may write, holds no AWS credentials, runs for tags after the release job', () => {
+    const rel = workflows['release.yml']!;
+    const writers = Object.entries(rel.jobs).filter(([, j]) => Object.values(j.permissions ?? {}).includes('write') && j.permissions?.contents === 'write');
+    expect(writers.map(([n]) => n)).toEqual(['attach']);
+    const attach = rel.jobs.attach as Job & { needs: string; if: string };
+    expect(attach.permissions).toEqual({ contents: 'write' });
+    expect(attach.needs).toBe('release');
+    expect(attach.if).toMatch(/refs\/tags\/v/);
+    expect(JSON.stringify(attach)).not.toMatch(/configure-aws-credentials|id-token|AWS_/);
+    expect(attach.steps.some((s) => /scripts\/attach-release-assets\.sh/.test(s.run ?? ''))).toBe(true);
+  });
+
   it('release: bakes, then publishes (publish refuses without passing reports), and keeps the manifests', () => {
     const runs = workflows['release.yml']!.jobs.release!.steps.map((s) => s.run ?? s.uses ?? '');
     const bake = runs.findIndex((r) => r.includes('npm run build -- --target aws'));

@@ -115,10 +115,12 @@ export class MotoServer {
 
   async start(amis: SeedAmi[], port?: number): Promise<string> {
     this.port = port ?? (await freePort());
-    // moto reads MOTO_AMIS_PATH inside its root file system; one file per server.
+    // moto reads MOTO_AMIS_PATH inside its root file system; one file per server. AWS managed
+    // policies (AWSMarketplaceAmiIngestion for the access role) exist only when asked for
+    // (moto/settings.py, MOTO_IAM_LOAD_MANAGED_POLICIES).
     this.amisFile = `/tmp/syntropy-amis-${process.pid}-${this.port}.json`;
     writeFileSync(join(this.rootfs, this.amisFile), JSON.stringify(amis));
-    this.proc = spawn('chroot', [this.rootfs, '/usr/bin/env', '-i', 'HOME=/tmp', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `MOTO_AMIS_PATH=${this.amisFile}`, 'python3', '-m', 'moto.server', '-H', '127.0.0.1', '-p', String(this.port)], {
+    this.proc = spawn('chroot', [this.rootfs, '/usr/bin/env', '-i', 'HOME=/tmp', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `MOTO_AMIS_PATH=${this.amisFile}`, 'MOTO_IAM_LOAD_MANAGED_POLICIES=true', 'python3', '-m', 'moto.server', '-H', '127.0.0.1', '-p', String(this.port)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const keep = (b: Buffer) => {

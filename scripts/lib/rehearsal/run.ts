@@ -11,7 +11,8 @@ import { $ } from 'zx';
 import { stringify } from 'yaml';
 import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, DescribeSecurityGroupsCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
+import { AddRoleToInstanceProfileCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
+import { accessRoleProblems, INGESTION_POLICY_ARN } from '../release/marketplace.ts';
 import { EnableCommand, Inspector2Client } from '@aws-sdk/client-inspector2';
 import type { Config } from '../config.ts';
 import { REPO, cacheRoot } from '../paths.ts';
@@ -46,6 +47,9 @@ export const REHEARSAL_LAUNCH_ACCOUNT = '111122223333';
 export const SEEDED_FINDING = 'CVE-2026-0001';
 /** moto's default account: what `Owners: ['self']` means in the emulator. */
 export const EMULATOR_ACCOUNT = '123456789012';
+const MP_ROLE_GOOD = 'MarketplaceAmiIngestion';
+const MP_ROLE_BAD = 'MarketplaceAmiIngestionWrongTrust';
+const mpRoleArn = (name: string) => `arn:aws:iam::${EMULATOR_ACCOUNT}:role/${name}`;
 
 export interface Check {
   step: string;
@@ -203,6 +207,18 @@ async function prepareAccount(ctx: Ctx): Promise<void> {
   );
   await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: profile }));
   await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: profile, RoleName: profile }));
+  // Marketplace access roles as README "Handing the AMI to Marketplace" makes them: one right
+  // (iam/marketplace-access-role-trust-policy.json + AWSMarketplaceAmiIngestion, which moto
+  // carries as AWS publishes it), one trusting EC2 instead.
+  await iam.send(new CreateRoleCommand({ RoleName: MP_ROLE_GOOD, AssumeRolePolicyDocument: readFileSync(join(REPO, 'iam', 'marketplace-access-role-trust-policy.json'), 'utf8') }));
+  await iam.send(new AttachRolePolicyCommand({ RoleName: MP_ROLE_GOOD, PolicyArn: INGESTION_POLICY_ARN }));
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: MP_ROLE_BAD,
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+    }),
+  );
+  await iam.send(new AttachRolePolicyCommand({ RoleName: MP_ROLE_BAD, PolicyArn: INGESTION_POLICY_ARN }));
   // The token is made here, never printed; the emulator keeps it in memory only.
   await ssm.send(new PutParameterCommand({ Name: ctx.cfg.aws.boot_test.token_parameter, Type: 'SecureString', Value: ctx.token, Overwrite: true }));
   await ssm.send(
@@ -446,6 +462,25 @@ async function stepPublish(ctx: Ctx, manifestPath: string, manifest: BuildManife
   // Amazon Inspector: the seeded HIGH finding blocks the release without its waiver, even forced.
   const blocked = await runScript(ctx, 'publish-inspector', 'publish.ts', [...args, '--force', '--set', 'publish.inspector.waivers=[]']);
   check(ctx, 'publish', `Amazon Inspector's HIGH finding blocks the release, naming it (${SEEDED_FINDING})`, blocked.code === 1 && new RegExp(`Amazon Inspector reports 1 finding\\(s\\) at or above HIGH: ${SEEDED_FINDING} HIGH`).test(blocked.out), `exit ${blocked.code}`);
+
+  // The Marketplace access role, read from IAM as publish reads it (URL-encoded documents,
+  // attached managed policy): the right one passes; a role trusting another service stops
+  // publish before anything is copied. moto has no Marketplace Catalog API: the change set
+  // itself is tested against the API's documented shapes (test/unit/publish.test.ts).
+  const iam = new IAMClient({ region: ctx.cfg.aws.region, endpoint: ctx.env.AWS_ENDPOINT_URL, credentials: { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! } });
+  const good = await accessRoleProblems(iam, mpRoleArn(MP_ROLE_GOOD)).catch((e: Error) => [e.message]);
+  check(ctx, 'publish', 'Marketplace access role made as the README says passes the check', good.length === 0, good.join('; '));
+  const beforeRole = await inv(ctx);
+  const wrongRole = await runScript(ctx, 'publish-mp-role', 'publish.ts', [
+    ...args,
+    '--force',
+    '--set',
+    'publish.marketplace.product_id=prod-rehearsal',
+    '--set',
+    `publish.marketplace.access_role_arn=${mpRoleArn(MP_ROLE_BAD)}`,
+  ]);
+  check(ctx, 'publish', 'a Marketplace access role trusting another service stops publish, named', wrongRole.code === 1 && /does not let assets\.marketplace\.amazonaws\.com call sts:AssumeRole/.test(wrongRole.out), `exit ${wrongRole.code}`);
+  check(ctx, 'publish', 'a refused access role changes nothing', newImages(beforeRole, await inv(ctx)).length === 0);
 
   // A copy fails half-way: the next run picks up what the first made, copies nothing twice.
   await runFaultedPublish(ctx, args);

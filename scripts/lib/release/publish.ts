@@ -1,7 +1,8 @@
 // Publishing an AMI from a build manifest: refuse images without passing reports (unless forced,
-// and then say so in the publish manifest), check the Marketplace rules readable from AWS, copy to
-// the configured regions (reusing copies a previous run made), tag, grant launch permissions,
-// share with the Marketplace account, and record the AMI ID per region in Parameter Store.
+// and then say so in the publish manifest), check the Marketplace rules readable from AWS and the
+// Marketplace access role, copy to the configured regions (reusing copies a previous run made),
+// tag, grant launch permissions, record the AMI ID per region in Parameter Store, and submit the
+// new version to AWS Marketplace through the Catalog API (marketplace.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -17,6 +18,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { Inspector2Client } from '@aws-sdk/client-inspector2';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { MarketplaceCatalogClient } from '@aws-sdk/client-marketplace-catalog';
+import { accessRoleProblems, changeSetRequest, INGESTION_REGION, submitVersion, type ChangeSetOutcome } from './marketplace.ts';
 import { describeBlocking, inspectorGate } from './inspector.ts';
 import type { Config, MarketplaceRule } from '../config.ts';
 import { awsCall, NOT_YET, type RetryOptions } from '../aws-call.ts';
@@ -32,6 +36,9 @@ export interface Clients {
   ec2(region: string): EC2Client;
   ssm(region: string): SSMClient;
   inspector(region: string): Inspector2Client;
+  /** IAM is global; the Marketplace Catalog API answers in us-east-1. */
+  iam(): IAMClient;
+  catalog(): MarketplaceCatalogClient;
 }
 
 /** One client per service and region, made once and reused by every call. */
@@ -39,7 +46,11 @@ export function cachedClients(): Clients {
   const ec2 = new Map<string, EC2Client>();
   const ssm = new Map<string, SSMClient>();
   const insp = new Map<string, Inspector2Client>();
+  let iam: IAMClient | undefined;
+  let catalog: MarketplaceCatalogClient | undefined;
   return {
+    iam: () => (iam ??= new IAMClient({ region: INGESTION_REGION })),
+    catalog: () => (catalog ??= new MarketplaceCatalogClient({ region: INGESTION_REGION })),
     ec2: (region) => ec2.get(region) ?? ec2.set(region, new EC2Client({ region })).get(region)!,
     ssm: (region) => ssm.get(region) ?? ssm.set(region, new SSMClient({ region })).get(region)!,
     inspector: (region) => insp.get(region) ?? insp.set(region, new Inspector2Client({ region })).get(region)!,
@@ -57,6 +68,11 @@ export interface PublishOptions {
   pollMs?: number;
   copyTimeoutMs?: number;
   now?: () => Date;
+  /** Marketplace change set polling and waiting (defaults: 30 s, publish.marketplace.wait_minutes). */
+  marketplacePollMs?: number;
+  marketplaceTimeoutMs?: number;
+  /** A new Marketplace request for the same details (after a SERVER_FAULT); any unique text. */
+  resubmit?: string;
 }
 
 export type { PublishManifest, RegionResult };
@@ -138,9 +154,28 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
     lines.push(`${r}: PutParameter ${cfg.publish.ssm_parameter_prefix}/latest and ${cfg.publish.ssm_parameter_prefix}/${m.image.version} = <AMI ID>`);
   }
   if (cfg.publish.marketplace_account) {
-    lines.push(`${src.region}: share ${src.imageId} and its snapshots with the AWS Marketplace account ${cfg.publish.marketplace_account}`);
+    lines.push(`${src.region}: share ${src.imageId} and its snapshots with the AWS Marketplace account ${cfg.publish.marketplace_account} (legacy hand-off)`);
+  }
+  const mp = cfg.publish.marketplace;
+  if (mp.product_id) {
+    const problem = ingestionProblem(regions);
+    if (problem) lines.push(`WOULD REFUSE: ${problem}`);
+    lines.push(`iam: check the access role ${mp.access_role_arn} (trusts assets.marketplace.amazonaws.com; AWSMarketplaceAmiIngestion or its actions)`);
+    const ami = amis(m)[INGESTION_REGION] ?? (src.region === INGESTION_REGION ? src.imageId : '<the us-east-1 copy>');
+    lines.push(`${INGESTION_REGION}: Marketplace Catalog StartChangeSet (APPLY), then wait up to ${mp.wait_minutes} min for it:`);
+    const req = changeSetRequest(cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId: ami }, 'APPLY');
+    lines.push(...JSON.stringify(req, null, 2).split('\n'));
+  } else {
+    lines.push('Marketplace: no product configured (publish.marketplace.product_id); the version is not submitted');
   }
   return lines;
+}
+
+/** Marketplace ingests from us-east-1: one of the publish regions must be it. */
+export function ingestionProblem(regions: string[]): string | null {
+  return regions.includes(INGESTION_REGION)
+    ? null
+    : `AWS Marketplace ingests AMIs from ${INGESTION_REGION}, which is neither the build region nor in publish.regions (${regions.join(', ')}): add ${INGESTION_REGION} to publish.regions`;
 }
 
 export interface RuleProblem {
@@ -196,6 +231,17 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   }
   const src = sourceOf(m, cfg.aws.region);
   const regions = targetRegions(m, cfg, src.region);
+
+  // The Marketplace access role, before anything is copied: a wrong role would only show when
+  // Marketplace fails the change set, after every copy.
+  const mp = cfg.publish.marketplace;
+  if (mp.product_id) {
+    const problem = ingestionProblem(regions);
+    if (problem) throw new Error(problem);
+    const roleProblems = await accessRoleProblems(clients.iam(), mp.access_role_arn, opts.retry);
+    if (roleProblems.length > 0) throw new Error(`refusing to publish: ${roleProblems.join('; ')}`);
+    log(`iam: ${mp.access_role_arn} lets AWS Marketplace read the AMI`);
+  }
 
   // Marketplace rules first: nothing is copied or shared for an image that would be rejected.
   const described = await call(src.region, 'EC2 DescribeImages', () => clients.ec2(src.region).send(new DescribeImagesCommand({ ImageIds: [src.imageId] })));
@@ -350,9 +396,29 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
     log(`${src.region}: shared ${src.imageId} with the AWS Marketplace account ${acct}`);
   }
 
-  const nextStep = cfg.publish.marketplace_account
-    ? `Next (manual): in the AWS Marketplace Management Portal, open your product, choose "Request changes" > "Add new version", and give AMI ${src.imageId} (${src.region}), version ${m.image.version}, the OS user "admin", SSH port 22, and the IAM access role that lets Marketplace read the AMI.`
-    : 'Next (manual): no Marketplace account is configured (publish.marketplace_account); share the AMI with Marketplace before adding the version.';
+  let marketplace: ChangeSetOutcome | null = null;
+  let nextStep: string;
+  if (mp.product_id) {
+    const amiId = results[INGESTION_REGION]!.imageId;
+    marketplace = await submitVersion(clients.catalog(), cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId }, 'APPLY', {
+      retry: opts.retry,
+      pollMs: opts.marketplacePollMs,
+      timeoutMs: opts.marketplaceTimeoutMs,
+      log,
+      sleep: opts.retry?.sleep,
+      resubmit: opts.resubmit,
+    });
+    nextStep =
+      marketplace.status === 'SUCCEEDED'
+        ? `AWS Marketplace accepted version ${m.image.version} of ${mp.product_id} (change set ${marketplace.change_set_id}, AMI ${amiId}).`
+        : marketplace.status === 'FAILED' || marketplace.status === 'CANCELLED'
+          ? `AWS Marketplace change set ${marketplace.change_set_id} ${marketplace.status}: ${marketplace.errors.join('; ') || 'no reason given'}. Fix the cause and run publish again (--resubmit for the same details after a SERVER_FAULT).`
+          : `AWS Marketplace change set ${marketplace.change_set_id} is still ${marketplace.status}; run publish again to keep waiting.`;
+  } else if (cfg.publish.marketplace_account) {
+    nextStep = `Next (manual, legacy): in the AWS Marketplace Management Portal, open your product, choose "Request changes" > "Add new version", and give AMI ${src.imageId} (${src.region}), version ${m.image.version}, the OS user "${cfg.ssh.user}", SSH port ${cfg.ssh.port}, and the IAM access role that lets Marketplace read the AMI. Or set publish.marketplace.product_id and access_role_arn to submit it with the Catalog API.`;
+  } else {
+    nextStep = 'Marketplace: nothing submitted (publish.marketplace.product_id is empty).';
+  }
   return {
     schema: 1,
     build_id: m.build_id,
@@ -367,6 +433,40 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
     ssm_parameters: ssmParameters,
     waived,
     inspector,
+    marketplace: marketplace && { product_id: mp.product_id, access_role_arn: mp.access_role_arn, region: INGESTION_REGION, ami_id: results[INGESTION_REGION]!.imageId, ...marketplace },
     next_step: nextStep,
   };
+}
+
+/**
+ * `publish --validate`: the Marketplace part of a release without its side effects. Checks the
+ * access role and sends the change set with Intent VALIDATE for the us-east-1 AMI (the build's, or
+ * a copy an earlier publish made); nothing is copied, shared, recorded or submitted.
+ */
+export async function validateMarketplace(m: BuildManifestLike, cfg: Config, opts: Pick<PublishOptions, 'clients' | 'log' | 'retry' | 'marketplacePollMs' | 'marketplaceTimeoutMs'>): Promise<ChangeSetOutcome> {
+  const log = opts.log ?? (() => undefined);
+  const clients = opts.clients ?? defaultClients;
+  const mp = cfg.publish.marketplace;
+  if (!mp.product_id) throw new Error('--validate needs publish.marketplace.product_id and access_role_arn in the config');
+  const src = sourceOf(m, cfg.aws.region);
+  const problem = ingestionProblem(targetRegions(m, cfg, src.region));
+  if (problem) throw new Error(problem);
+  let amiId = amis(m)[INGESTION_REGION];
+  if (!amiId) {
+    const found = await awsCall(INGESTION_REGION, 'EC2 DescribeImages', () =>
+      clients.ec2(INGESTION_REGION).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [imageName(m)] }] })),
+    opts.retry);
+    amiId = found.Images?.find((i) => i.State === 'available')?.ImageId;
+    if (!amiId) throw new Error(`no available copy of ${imageName(m)} in ${INGESTION_REGION} yet: run publish (it copies the AMI there), or validate after it`);
+  }
+  const roleProblems = await accessRoleProblems(clients.iam(), mp.access_role_arn, opts.retry);
+  if (roleProblems.length > 0) throw new Error(roleProblems.join('; '));
+  log(`iam: ${mp.access_role_arn} lets AWS Marketplace read the AMI`);
+  return submitVersion(clients.catalog(), cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId }, 'VALIDATE', {
+    retry: opts.retry,
+    pollMs: opts.marketplacePollMs,
+    timeoutMs: opts.marketplaceTimeoutMs,
+    log,
+    sleep: opts.retry?.sleep,
+  });
 }
