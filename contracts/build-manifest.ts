@@ -26,7 +26,28 @@ const LocalBase = z
   .strict();
 const AmiBase = z.object({ kind: z.literal('ami'), imageId: z.string().regex(AMI_ID), name: z.string(), creationDate: z.string() }).strict();
 
-export const PackageEntrySchema = z.object({ name: z.string().min(1), version: z.string().min(1), arch: z.string() }).strict();
+export const PackageEntrySchema = z
+  .object({
+    name: z.string().min(1),
+    version: z.string().min(1),
+    arch: z.string(),
+    /** dpkg's source:Package and source:Version: what Debian's security tracker keys on. */
+    source: z.string().min(1).optional(),
+    source_version: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** A package of the agent image's layers (scripts/lib/bake/package-db.ts). */
+export const AgentPackageSchema = z
+  .object({
+    kind: z.enum(['deb', 'apk']),
+    name: z.string().min(1),
+    version: z.string().min(1),
+    arch: z.string(),
+    source: z.string().min(1).optional(),
+    source_version: z.string().min(1).optional(),
+  })
+  .strict();
 
 export const BuildManifestSchema = z
   .object({
@@ -49,6 +70,18 @@ export const BuildManifestSchema = z
     outputs: z.union([LocalOutputs, AwsOutputs]),
     durations_s: z.record(z.string(), z.number()),
     packages: z.array(PackageEntrySchema).min(1),
+    /** The agent image's own packages, from its dpkg or apk database; empty when neither is readable. */
+    agent_packages: z.array(AgentPackageSchema).optional(),
+    /** The end-of-life check of the bake (scripts/lib/bake/support.ts): what was supported until when. */
+    support: z
+      .object({
+        checked_on: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+        os: z.object({ release: z.string(), phase: z.enum(['regular', 'lts']), until: z.string() }).strict(),
+        docker: z.object({ package: z.string(), version: z.string(), source: z.enum(['debian', 'docker-ce']), until: z.string().nullable(), note: z.string() }).strict().nullable(),
+        warnings: z.array(z.string()),
+      })
+      .strict()
+      .optional(),
     /** The image's CycloneDX SBOM beside the manifest (scripts/lib/bake/sbom.ts). */
     sbom: z
       .object({
@@ -59,6 +92,7 @@ export const BuildManifestSchema = z
         debian_packages: z.number().int().min(1),
         npm_packages: z.number().int().min(0),
         agent_images: z.number().int().min(1),
+        agent_packages: z.number().int().min(0).optional(),
       })
       .strict()
       .optional(),
@@ -87,6 +121,7 @@ export const BuildManifestSchema = z
 
 export type BuildManifest = z.output<typeof BuildManifestSchema>;
 export type PackageEntry = z.infer<typeof PackageEntrySchema>;
+export type AgentPackage = z.infer<typeof AgentPackageSchema>;
 
 /** The image a local build produced, or the AMIs an aws build registered. */
 export function localImage(m: Pick<BuildManifest, 'outputs'>): string | null {

@@ -58,7 +58,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'], extraStrin
     const base = await ensureBaseDisk(built);
     const accel = await chooseAccelerator(accelSetting as 'auto', base.vmlinuz, base.kernel);
     info(`boot-test ${manifest.build_id}: ${requested.join(', ')} on ${accel.accel} (${accel.reason}), ${parallel} at a time`);
-    const ctx = { image, accel: accel.accel, catalog: catalogFor(built), sshUser: built.ssh.user, log, cpus: 1, memoryMib: 1024 };
+    const ctx = { image, accel: accel.accel, catalog: catalogFor(built), sshUser: built.ssh.user, log, cpus: 1, memoryMib: 1024, sbom: manifest.sbom ? join(dir, manifest.sbom.file) : null };
     results = await runPool(requested, parallel, (name) => runScenario(name, LOCAL_SCENARIOS[name]!, ctx));
   } else {
     requested = selectScenarios(cli.flags.scenario as string | undefined, Object.keys(AWS_SCENARIOS));

@@ -5,13 +5,16 @@ set -euo pipefail
 out=/run/syntropy-build/out
 install -d -m 0755 "$out"
 
-dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/packages.tsv"
+# The source package and its version too: what Debian's security tracker and scanners key on.
+dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\n' | sort > "$out/packages.tsv"
 {
   echo "running=$(uname -r)"
   dpkg-query -W -f '${Package}=${Version}\n' 'linux-image-*' 2>/dev/null | grep -v '=$' || true
 } > "$out/kernel.txt"
 cp /etc/os-release "$out/os-release"
 cp /etc/syntropy/agent-image.lock "$out/agent-image.lock"
+# The agent image's own package database(s), read by preload-agent.sh (none: nothing recorded).
+if [[ -d /run/syntropy-build/agent-packages ]]; then cp -r /run/syntropy-build/agent-packages "$out/agent-packages"; fi
 # The hardened image's compliance facts, after sanitize: what ships is what is judged.
 # sanitize.sh made /run/syntropy-build/image, a bind view of the image without the build's tmpfs.
 # A process that opened a log before that tmpfs (the sudo running sanitize.sh records its end)

@@ -38,6 +38,24 @@ else
     || { echo "preload-agent: pulled image does not carry digest $AGENT_DIGEST" >&2; exit 1; }
 fi
 
+# The packages of the image's layers, for the SBOM: its dpkg or apk database (the real agent is
+# Alpine-based, the double Debian-based), copied out of a container that is created, never
+# started (`docker cp` reads a created container's file system), then removed.
+pkgdir=/run/syntropy-build/agent-packages
+install -d -m 0755 "$pkgdir"
+cid=$(docker create "$AGENT_REF")
+found=""
+for db in /var/lib/dpkg/status /lib/apk/db/installed; do
+  name=$([[ "$db" == */dpkg/* ]] && echo dpkg-status || echo apk-installed)
+  if docker cp "$cid:$db" - 2>/dev/null | tar -xO > "$pkgdir/$name"; then
+    found="$found $name"
+  else
+    rm -f "$pkgdir/$name"
+  fi
+done
+docker rm "$cid" > /dev/null
+echo "preload-agent: package database(s) of the image:${found:- none readable}"
+
 # The lock file's one format (contracts/agent-image-lock.ts), written by first boot's own writer.
 /usr/sbin/syntropy-firstboot record-image --image "$AGENT_REF" --digest "$AGENT_DIGEST" --source "$source_kind"
 echo "preload-agent: $AGENT_REF ($image_id) from $source_kind"

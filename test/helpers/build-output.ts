@@ -20,8 +20,23 @@ export const AMI = 'ami-0123456789abcdef0';
 export function imageInfoDir(target: 'local' | 'aws', dir = mkdtempSync(join(tmpdir(), 'image-info-'))): string {
   writeFileSync(
     join(dir, 'packages.tsv'),
-    `${target === 'aws' ? 'amazon-ssm-agent\t3.3.3572.0-1\tamd64\n' : ''}docker.io\t26.1.5+dfsg1-9\tamd64\nnodejs\t20.19.2+dfsg-1\tamd64\n`,
+    // As collect-manifest.sh writes it: package, version, arch, source package, source version.
+    `${target === 'aws' ? 'amazon-ssm-agent\t3.3.3572.0-1\tamd64\tamazon-ssm-agent\t3.3.3572.0-1\n' : ''}docker.io\t26.1.5+dfsg1-9\tamd64\tdocker.io\t26.1.5+dfsg1-9\nlibc6\t2.41-12\tamd64\tglibc\t2.41-12\nlibxtables12\t1.8.11-2+b1\tamd64\tiptables\t1.8.11-2\nnodejs\t20.19.2+dfsg-1\tamd64\tnodejs\t20.19.2+dfsg-1\n`,
   );
+  // The agent image's package database, as preload-agent.sh copies it out: apk for the real
+  // (Alpine-based) agent, dpkg for the Debian-based double.
+  mkdirSync(join(dir, 'agent-packages'), { recursive: true });
+  if (target === 'aws') {
+    writeFileSync(
+      join(dir, 'agent-packages', 'apk-installed'),
+      'C:Q1abc=\nP:musl\nV:1.2.5-r10\nA:x86_64\nS:400000\no:musl\nF:lib\nR:ld-musl-x86_64.so.1\n\nC:Q1def=\nP:iptables\nV:1.8.11-r1\nA:x86_64\no:iptables\n\nP:libxtables\nV:1.8.11-r1\nA:x86_64\no:iptables\n',
+    );
+  } else {
+    writeFileSync(
+      join(dir, 'agent-packages', 'dpkg-status'),
+      'Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.41-12\nDescription: GNU C Library\n shared libraries\n\nPackage: oldpkg\nStatus: deinstall ok config-files\nVersion: 1.0\n\nPackage: wireguard-tools\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0.20210914-1.1+b1\nSource: wireguard-tools (1.0.20210914-1.1)\n',
+    );
+  }
   writeFileSync(join(dir, 'kernel.txt'), 'running=6.12.118+deb13-cloud-amd64\nlinux-image-cloud-amd64=6.12.118-1\n');
   writeFileSync(join(dir, 'os-release'), 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_ID="13"\n');
   const lock =

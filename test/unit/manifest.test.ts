@@ -34,8 +34,21 @@ describe('build manifest', () => {
       compliance: { passed: true },
     });
     expect(m.packages).toEqual([
-      { name: 'docker.io', version: '26.1.5+dfsg1-9', arch: 'amd64' },
-      { name: 'nodejs', version: '20.19.2+dfsg-1', arch: 'amd64' },
+      { name: 'docker.io', version: '26.1.5+dfsg1-9', arch: 'amd64', source: 'docker.io', source_version: '26.1.5+dfsg1-9' },
+      { name: 'libc6', version: '2.41-12', arch: 'amd64', source: 'glibc', source_version: '2.41-12' },
+      { name: 'libxtables12', version: '1.8.11-2+b1', arch: 'amd64', source: 'iptables', source_version: '1.8.11-2' },
+      { name: 'nodejs', version: '20.19.2+dfsg-1', arch: 'amd64', source: 'nodejs', source_version: '20.19.2+dfsg-1' },
+    ]);
+    // The double's dpkg status: installed packages only (not config-files), with their source.
+    expect(m.agent_packages).toEqual([
+      { kind: 'deb', name: 'libc6', version: '2.41-12', arch: 'amd64', source: 'glibc' },
+      { kind: 'deb', name: 'wireguard-tools', version: '1.0.20210914-1.1+b1', arch: 'amd64', source: 'wireguard-tools', source_version: '1.0.20210914-1.1' },
+    ]);
+    // The real agent's apk database: each package once, origin as its source when it differs.
+    expect(buildOutput('aws').manifest.agent_packages).toEqual([
+      { kind: 'apk', name: 'iptables', version: '1.8.11-r1', arch: 'x86_64' },
+      { kind: 'apk', name: 'libxtables', version: '1.8.11-r1', arch: 'x86_64', source: 'iptables' },
+      { kind: 'apk', name: 'musl', version: '1.2.5-r10', arch: 'x86_64' },
     ]);
   });
 

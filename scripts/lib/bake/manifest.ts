@@ -1,7 +1,8 @@
 // The build manifest: what the image is made of and how long each phase took, written next to
 // the image so publishing and audits can trace every AMI or qcow2 back to its inputs. This is
 // the only writer of build-manifest.json; its shape is contracts/build-manifest.ts.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseApkInstalled, parseDpkgStatus } from './package-db.ts';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { BuildContext, PackerFlavor } from './packer.ts';
@@ -15,9 +16,9 @@ export function parsePackages(tsv: string): PackageEntry[] {
     .split('\n')
     .filter(Boolean)
     .map((line) => {
-      const [name, version, arch] = line.split('\t');
+      const [name, version, arch, source, sourceVersion] = line.split('\t');
       if (!name || !version) throw new Error(`malformed package line ${JSON.stringify(line)}`);
-      return { name, version, arch: arch ?? '' };
+      return { name, version, arch: arch ?? '', ...(source ? { source } : {}), ...(sourceVersion ? { source_version: sourceVersion } : {}) };
     });
 }
 
@@ -46,6 +47,10 @@ export function buildManifest(m: ManifestInput): BuildManifest {
   const osRelease = parseKeyValues(read('os-release').replace(/"/g, ''));
   const { hardened, baseline } = m.compliance;
   const packages = parsePackages(read('packages.tsv'));
+  const agentPackages = [
+    ...(existsSync(file('agent-packages/dpkg-status')) ? parseDpkgStatus(read('agent-packages/dpkg-status')) : []),
+    ...(existsSync(file('agent-packages/apk-installed')) ? parseApkInstalled(read('agent-packages/apk-installed')) : []),
+  ];
   const ssm = packages.find((p) => p.name === 'amazon-ssm-agent');
   return parseContract(
     BuildManifestSchema,
@@ -68,6 +73,7 @@ export function buildManifest(m: ManifestInput): BuildManifest {
       outputs: m.outputs,
       durations_s: m.durations,
       packages,
+      agent_packages: agentPackages,
       compliance: {
         benchmark: hardened.benchmark,
         passed: hardened.passed,

@@ -13,7 +13,7 @@ import { JsonSerializer, JSON as CdxJson } from '@cyclonedx/cyclonedx-library/Se
 import { Spec1dot6 } from '@cyclonedx/cyclonedx-library/Spec';
 import { PackageURL } from 'packageurl-js';
 import { REPO } from '../paths.ts';
-import type { BuildManifest, PackageEntry } from '../../../contracts/build-manifest.ts';
+import type { AgentPackage, BuildManifest, PackageEntry } from '../../../contracts/build-manifest.ts';
 import { BUNDLES } from './firstboot-stage.ts';
 
 export interface NpmPackage {
@@ -33,7 +33,10 @@ export async function bundledNpmPackages(lockFile = join(REPO, 'package-lock.jso
       // node_modules/<name>/... or node_modules/@scope/name/..., innermost node_modules wins.
       const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(input);
       if (!m) continue;
-      const dir = input.slice(0, input.lastIndexOf(`node_modules/${m[1]}/`) + `node_modules/${m[1]}`.length);
+      // The lockfile's key: from the first node_modules/ on (esbuild may report the path through
+      // a symlinked node_modules, e.g. ../../elsewhere/node_modules/x).
+      const full = input.slice(0, input.lastIndexOf(`node_modules/${m[1]}/`) + `node_modules/${m[1]}`.length);
+      const dir = full.slice(full.indexOf('node_modules/'));
       const version = lock.packages[dir]?.version;
       if (!version) throw new Error(`${dir} is bundled into ${b.out} but package-lock.json has no version for it`);
       const key = `${m[1]}@${version}`;
@@ -48,9 +51,24 @@ export async function bundledNpmPackages(lockFile = join(REPO, 'package-lock.jso
 const KERNEL = /^linux-image-/;
 const DOCKER = /^(docker\.io|docker-cli|containerd|runc)$/;
 
-/** purl of a Debian binary package (purl-spec: pkg:deb/debian/<name>@<version>?arch=&distro=). */
+/** The purl `upstream` qualifier for a binary package built from another source (or version): `src` or `src@ver`, as Syft writes it and Grype reads it. */
+function upstream(p: { name: string; version: string; source?: string; source_version?: string }): Record<string, string> {
+  const src = p.source ?? p.name;
+  const ver = p.source_version ?? p.version;
+  if (src === p.name && ver === p.version) return {};
+  return { upstream: ver === p.version ? src : `${src}@${ver}` };
+}
+
+/** purl of a Debian binary package (purl-spec: pkg:deb/debian/<name>@<version>?arch=&distro=, plus upstream=<source> when it differs). */
 export function debPurl(p: PackageEntry, distro: string): string {
-  return new PackageURL('deb', 'debian', p.name, p.version, { arch: p.arch, distro }, undefined).toString();
+  return new PackageURL('deb', 'debian', p.name, p.version, { arch: p.arch, distro, ...upstream(p) }, undefined).toString();
+}
+
+/** purl of a package inside the agent image: pkg:apk/alpine/... or pkg:deb/debian/... (no distro: the image's own). */
+export function agentPackagePurl(p: AgentPackage): string {
+  return p.kind === 'apk'
+    ? new PackageURL('apk', 'alpine', p.name, p.version, { arch: p.arch, ...upstream(p) }, undefined).toString()
+    : new PackageURL('deb', 'debian', p.name, p.version, { arch: p.arch, ...upstream(p) }, undefined).toString();
 }
 
 export interface SbomFigures {
@@ -58,9 +76,10 @@ export interface SbomFigures {
   debian_packages: number;
   npm_packages: number;
   agent_images: number;
+  agent_packages: number;
 }
 
-export function makeSbom(m: Pick<BuildManifest, 'build_id' | 'built_at' | 'image' | 'os' | 'packages' | 'agent_image' | 'kernel' | 'git_sha'>, npm: NpmPackage[]): { bom: Bom; figures: SbomFigures } {
+export function makeSbom(m: Pick<BuildManifest, 'build_id' | 'built_at' | 'image' | 'os' | 'packages' | 'agent_image' | 'agent_packages' | 'kernel' | 'git_sha'>, npm: NpmPackage[]): { bom: Bom; figures: SbomFigures } {
   const distro = `debian-${m.os.version_id}`;
   const bom = new Bom({ serialNumber: `urn:uuid:${uuidFrom(m.build_id + m.git_sha)}` });
   bom.metadata.timestamp = new Date(m.built_at);
@@ -78,6 +97,7 @@ export function makeSbom(m: Pick<BuildManifest, 'build_id' | 'built_at' | 'image
       if (p.name.endsWith(running)) c.properties.add(new Property('syntropy:kernel-running', running));
     }
     if (DOCKER.test(p.name)) c.properties.add(new Property('syntropy:role', 'container-runtime'));
+    if (p.source) c.properties.add(new Property('syntropy:deb-source', `${p.source} ${p.source_version ?? p.version}`));
     bom.components.add(c);
   }
   const a = m.agent_image;
@@ -92,6 +112,13 @@ export function makeSbom(m: Pick<BuildManifest, 'build_id' | 'built_at' | 'image
   agent.properties.add(new Property('syntropy:image-id', a.id));
   agent.properties.add(new Property('syntropy:source', a.source));
   agent.externalReferences.add(new ExternalReference('https://hub.docker.com/r/syntropynet/agent', ExternalReferenceType.Distribution));
+  // The image's layers' packages, nested under it (CycloneDX component.components).
+  const agentPackages = m.agent_packages ?? [];
+  for (const p of agentPackages) {
+    const c = new Component(ComponentType.Library, p.name, { version: p.version, purl: agentPackagePurl(p), bomRef: `oci:${a.digest}:${p.kind}:${p.name}@${p.version}` });
+    c.properties.add(new Property('syntropy:in-container-image', a.ref));
+    agent.components.add(c);
+  }
   bom.components.add(agent);
   for (const n of npm) {
     const [ns, name] = n.name.startsWith('@') ? n.name.split('/') : [undefined, n.name];
@@ -101,7 +128,7 @@ export function makeSbom(m: Pick<BuildManifest, 'build_id' | 'built_at' | 'image
   }
   return {
     bom,
-    figures: { components: bom.components.size, debian_packages: m.packages.length, npm_packages: npm.length, agent_images: 1 },
+    figures: { components: bom.components.size + agentPackages.length, debian_packages: m.packages.length, npm_packages: npm.length, agent_images: 1, agent_packages: agentPackages.length },
   };
 }
 
@@ -124,4 +151,31 @@ export async function writeSbom(m: Parameters<typeof makeSbom>[0], dir: string):
   const text = serializeSbom(bom);
   writeFileSync(join(dir, SBOM_FILE), text);
   return { file: SBOM_FILE, format: 'CycloneDX 1.6 JSON', sha256: createHash('sha256').update(text).digest('hex'), ...figures };
+}
+
+/** The `dpkg-query` format whose output `sbomDpkgMismatch` compares with (one package per line). */
+export const DPKG_LIST_FORMAT = String.raw`${'${db:Status-Abbrev}'}\t${'${Package}'}\t${'${Version}'}\t${'${Architecture}'}\n`;
+
+/**
+ * How an SBOM and an image's dpkg database disagree: installed packages (status ii/hi) the SBOM
+ * lacks, and Debian components of the SBOM the image does not have installed. Empty: they agree.
+ */
+export function sbomDpkgMismatch(sbomJson: string, dpkgList: string): string[] {
+  const doc = JSON.parse(sbomJson) as { components?: { purl?: string }[] };
+  const inSbom = new Set<string>();
+  for (const c of doc.components ?? []) {
+    if (!c.purl?.startsWith('pkg:deb/')) continue;
+    const p = PackageURL.fromString(c.purl);
+    inSbom.add(`${p.name} ${p.version} ${p.qualifiers?.arch ?? ''}`);
+  }
+  const installed = new Set<string>();
+  for (const line of dpkgList.split('\n')) {
+    const [status, name, version, arch] = line.split('\t');
+    if (!name || !status || !/^[ih]i/.test(status)) continue;
+    installed.add(`${name} ${version} ${arch}`);
+  }
+  return [
+    ...[...installed].filter((x) => !inSbom.has(x)).map((x) => `installed but not in the SBOM: ${x}`),
+    ...[...inSbom].filter((x) => !installed.has(x)).map((x) => `in the SBOM but not installed: ${x}`),
+  ];
 }

@@ -2,6 +2,8 @@
 // copy-on-write overlay (QEMU, IMDSv2 double, restrict=on so nothing but the doubles is
 // reachable) and checks what an operator or automation would rely on.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { DPKG_LIST_FORMAT, sbomDpkgMismatch } from '../bake/sbom.ts';
 import { check, recordScenario, Recorder, syntropyUserData, testToken, TEST_RANGE, USER_DATA_RANGE, type ScenarioResult } from './common.ts';
 import { LocalVm, SSM_DOUBLE_ADDR } from '../guest/vm.ts';
 import type { Accelerator } from '../guest/qemu.ts';
@@ -23,6 +25,8 @@ export interface LocalBootContext {
   /** vCPUs / MiB for scenarios that do not fix their own size. */
   cpus: number;
   memoryMib: number;
+  /** The build's SBOM (sbom.cdx.json beside the manifest), compared with the running image's dpkg database. */
+  sbom?: string | null;
 }
 
 const RANGE = TEST_RANGE;
@@ -302,6 +306,14 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
           const bad = report.results.filter((x) => x.result === 'FAIL' || x.result === 'ERROR');
           check(bad.length === 0, `${bad.length} failing: ${bad.map((x) => `${x.id} (${x.evidence})`).join('; ')}`);
         });
+        if (ctx.sbom) {
+          const sbom = ctx.sbom;
+          await rec.step("the SBOM lists exactly the packages of the image's dpkg database", async () => {
+            const list = await host.run(`dpkg-query -W -f '${DPKG_LIST_FORMAT}'`);
+            const diff = sbomDpkgMismatch(readFileSync(sbom, 'utf8'), list);
+            check(diff.length === 0, `${diff.length} difference(s): ${diff.slice(0, 10).join('; ')}`);
+          });
+        }
       }),
     );
   },
