@@ -11,7 +11,8 @@ import { runEntry } from './lib/cli/entry.ts';
 import { info, phase } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
 import { PreflightError, requireBinaries, requireFreeSpace } from './lib/bake/preflight.ts';
-import { detectPacker, ec2EndpointFromEnv, packerVars, PACKER_ONLY, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
+import { SUITE_VERSION, supportStatus } from './lib/bake/support.ts';
+import { detectPacker, ec2EndpointFromEnv, packerVars, PACKER_ONLY, stageDockerKey, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
 import { ensureBaseDisk } from './lib/bake/base-disk.ts';
 import { ensureAgentDouble } from './lib/bake/agent-double.ts';
 import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
@@ -127,6 +128,11 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
   }
 
   requireBinaries(REQUIRED_BINARIES[cfg.target]);
+  // End of life, before anything is started: the release the image is built on.
+  const today = new Date().toISOString().slice(0, 10);
+  const osSupport = supportStatus(SUITE_VERSION[cfg.debian.suite]!, null, today);
+  if (osSupport.problems.length > 0) throw new PreflightError(osSupport.problems.join('; '));
+  for (const w of osSupport.warnings) info(`support: ${w}`);
   mkdirSync(outputRoot, { recursive: true });
   requireFreeSpace(outputRoot, cfg.target === 'local' ? (cfg.image.disk_gib + 4) * 2 ** 30 : 2 ** 30, 'the image build');
   const flavor = await detectPacker();
@@ -146,6 +152,8 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
   try {
     await phase(durations, 'bundle-firstboot', () => stageFirstboot(cfg, ctx.firstbootDir));
     stageKeys(cfg, ctx.keysDir);
+    const dockerKey = await stageDockerKey(cfg, ctx.keysDir);
+    if (dockerKey) info(`docker: Docker's repository key ${dockerKey} fetched and matches docker.ce_key_fingerprint`);
     const staged = stageHardening(cfg, ctx.hardeningDir, buildId);
     info(`hardening: ${staged.controls} catalog entries rendered into ${ctx.hardeningDir}/apply.sh`);
     const templateDir = join(partialDir, 'stage', 'packer');
@@ -227,6 +235,12 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     durations.total = Math.round((Date.now() - t0) / 100) / 10;
     if (!baseImage) throw new Error('internal: the base image was not recorded');
     const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir, compliance: { hardened, baseline } });
+    // End of life, on what the image holds: the OS release it reports and the engine installed.
+    const support = supportStatus(manifest.os.version_id, manifest.packages, today);
+    for (const w of support.warnings) info(`support: ${w}`);
+    if (support.problems.length > 0) throw new Error(`end-of-life check: ${support.problems.join('; ')}`);
+    manifest.support = { checked_on: today, os: support.os, docker: support.docker, warnings: support.warnings };
+    info(`support: ${support.os.release} (${support.os.phase} until ${support.os.until}); ${support.docker ? `${support.docker.package} ${support.docker.version} from ${support.docker.source}${support.docker.until ? ` until ${support.docker.until}` : ''}` : 'no engine'}`);
     // The SBOM, from the same facts; its sha256 goes into the manifest and onto the AMIs.
     manifest.sbom = await phase(durations, 'sbom', () => writeSbom(manifest, partialDir));
     info(`sbom: ${manifest.sbom.components} components (${manifest.sbom.debian_packages} Debian packages, ${manifest.sbom.npm_packages} npm packages, the agent image), sha256 ${manifest.sbom.sha256.slice(0, 12)}`);

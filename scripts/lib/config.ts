@@ -64,6 +64,13 @@ export const ConfigSchema = z
           .default([{ base: '172.30.0.0/16', size: 24 }]),
         log_max_size: name(/^\d+[kmg]$/, 'a size such as 10m').default('10m'),
         log_max_file: z.number().int().min(1).max(100).default(3),
+        // Where the engine comes from. debian: Debian's docker.io (trixie), security-supported
+        // with Debian 13 (Go packages: limited, fixes mostly via point releases). docker-ce:
+        // Docker's own repository, whose signing key is fetched at bake time and must carry
+        // ce_key_fingerprint (Docker's documented key) or the bake stops.
+        source: z.enum(['debian', 'docker-ce']).default('debian'),
+        ce_repo: z.string().url().default('https://download.docker.com/linux/debian'),
+        ce_key_fingerprint: name(/^[0-9A-F]{40}$/, 'a 40-hex-digit OpenPGP fingerprint in capitals').default('9DC858229FC7DD38854AE2D88D81803C0EBFCD88'),
       })
       .strict()
       .default({}),

@@ -78,7 +78,15 @@ describe('config -> Packer variables', () => {
   it('hands each provisioner only the values it reads, and nothing secret', () => {
     const { config } = loadConfig({ overrides: [{ docker: { log_max_size: '20m' }, hardening: { enabled: false } }] });
     const env = provisionerEnv(config, ctx());
-    expect(env['install-docker.sh']).toEqual(['DOCKER_ADDRESS_POOLS=[{"base":"172.30.0.0/16","size":24}]', 'DOCKER_LOG_MAX_SIZE=20m', 'DOCKER_LOG_MAX_FILE=3']);
+    expect(env['install-docker.sh']).toEqual([
+      'SYNTROPY_STAGING=/var/tmp/syntropy-build',
+      'DOCKER_ADDRESS_POOLS=[{"base":"172.30.0.0/16","size":24}]',
+      'DOCKER_LOG_MAX_SIZE=20m',
+      'DOCKER_LOG_MAX_FILE=3',
+      'DOCKER_SOURCE=debian',
+      'DOCKER_CE_REPO=https://download.docker.com/linux/debian',
+      'DOCKER_CE_SUITE=trixie',
+    ]);
     expect(env['preload-agent.sh']).toContain(`AGENT_DIGEST=${DIGEST}`);
     expect(env['harden.sh']).toContain('HARDENING_ENABLED=false');
     expect(env['validate.sh']).toEqual([]);

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { $ } from 'zx';
 import { ConfigError, type Config } from '../config.ts';
 import { REPO } from '../paths.ts';
+import { openpgpFingerprint } from './openpgp.ts';
+import { PreflightError } from './preflight.ts';
 
 export interface PackerFlavor {
   version: string;
@@ -106,7 +108,7 @@ export const PROVISIONER_VARS = {
   'wait-cloud-init.sh': [],
   'update-system.sh': [],
   'install-rootfs.sh': ['SYNTROPY_STAGING'],
-  'install-docker.sh': ['DOCKER_ADDRESS_POOLS', 'DOCKER_LOG_MAX_SIZE', 'DOCKER_LOG_MAX_FILE'],
+  'install-docker.sh': ['SYNTROPY_STAGING', 'DOCKER_ADDRESS_POOLS', 'DOCKER_LOG_MAX_SIZE', 'DOCKER_LOG_MAX_FILE', 'DOCKER_SOURCE', 'DOCKER_CE_REPO', 'DOCKER_CE_SUITE'],
   'install-firstboot.sh': ['SYNTROPY_STAGING'],
   'install-ssm-agent.sh': ['SYNTROPY_STAGING', 'SSM_AGENT_VERSION', 'SSM_AGENT_REGION', 'SSM_AGENT_BASE_URL'],
   'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST', 'AGENT_REGISTRY_MIRROR'],
@@ -128,6 +130,9 @@ export function provisionerValues(cfg: Config, ctx: BuildContext): Record<string
     DOCKER_ADDRESS_POOLS: JSON.stringify(cfg.docker.address_pools),
     DOCKER_LOG_MAX_SIZE: cfg.docker.log_max_size,
     DOCKER_LOG_MAX_FILE: String(cfg.docker.log_max_file),
+    DOCKER_SOURCE: cfg.docker.source,
+    DOCKER_CE_REPO: cfg.docker.ce_repo,
+    DOCKER_CE_SUITE: cfg.debian.suite,
     AGENT_REF: ctx.agent.ref,
     AGENT_DIGEST: ctx.agent.digest,
     HARDENING_ENABLED: String(cfg.hardening.enabled),
@@ -222,6 +227,35 @@ export function stageKeys(cfg: Config, dest: string, src = join(REPO, 'packer', 
   mkdirSync(dest, { recursive: true });
   copyFileSync(key, join(dest, 'amazon-ssm-agent.asc'));
   copyFileSync(fingerprint, join(dest, 'amazon-ssm-agent.fingerprint'));
+}
+
+/**
+ * docker.source docker-ce: fetches Docker's repository signing key (<ce_repo>/gpg, as Docker's
+ * install guide does) and stages it only if its fingerprint is the pinned one.
+ */
+export async function stageDockerKey(cfg: Config, dest: string, fetchImpl: typeof fetch = fetch): Promise<string | null> {
+  if (cfg.docker.source !== 'docker-ce') return null;
+  const url = `${cfg.docker.ce_repo.replace(/\/$/, '')}/gpg`;
+  let text: string;
+  try {
+    const r = await fetchImpl(url);
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    text = await r.text();
+  } catch (e) {
+    throw new PreflightError(`docker.source docker-ce: cannot fetch Docker's signing key from ${url}: ${(e as Error).message}`);
+  }
+  let got: string;
+  try {
+    got = openpgpFingerprint(text);
+  } catch (e) {
+    throw new PreflightError(`docker.source docker-ce: ${url} is not an OpenPGP key: ${(e as Error).message}`);
+  }
+  if (got !== cfg.docker.ce_key_fingerprint) {
+    throw new PreflightError(`docker.source docker-ce: the key at ${url} is ${got}, not the pinned docker.ce_key_fingerprint ${cfg.docker.ce_key_fingerprint}; refusing to trust it`);
+  }
+  mkdirSync(dest, { recursive: true });
+  writeFileSync(join(dest, 'docker.asc'), text);
+  return got;
 }
 
 /** The Packer build name (`-only`) of each target. */
