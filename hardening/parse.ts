@@ -166,6 +166,34 @@ export function systemdConf(f: Facts, main: string, dropinGlobs: string[], secti
   return out;
 }
 
+/**
+ * Every statement of one key of a systemd-style config, in the order systemd reads them (the main
+ * file, then the drop-ins by file name, a later directory's file of the same name replacing an
+ * earlier one's), each with file:line: the last one is in effect.
+ */
+export function systemdConfStatements(f: Facts, main: string, dropinGlobs: string[], section: string, key: string): { value: string; from: string }[] {
+  const files = [{ path: main, content: f.read(main) ?? '' }];
+  const byName = new Map<string, { path: string; content: string }>();
+  for (const d of dropinGlobs.flatMap((g) => f.reads(g))) byName.set(d.path.split('/').pop()!, d);
+  files.push(...[...byName.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v));
+  const out: { value: string; from: string }[] = [];
+  for (const file of files) {
+    let current = '';
+    file.content.split('\n').forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith('#') || line.startsWith(';')) return;
+      const sec = /^\[(.+)\]$/.exec(line);
+      if (sec) {
+        current = sec[1]!;
+        return;
+      }
+      const m = /^([^=]+?)\s*=\s*(.*)$/.exec(line);
+      if (m && current === section && m[1] === key) out.push({ value: m[2]!, from: `${file.path}:${i + 1}` });
+    });
+  }
+  return out;
+}
+
 /** PAM lines of one stack file for one module ("pam_unix.so"), as [type, control, args[]]. */
 export function pamLines(text: string | null, module: string): { type: string; control: string; args: string[] }[] {
   const out: { type: string; control: string; args: string[] }[] = [];

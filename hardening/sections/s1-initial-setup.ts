@@ -7,7 +7,15 @@ import type { Facts } from '../facts.ts';
 const mod = (id: string, m: string) => kmod(id, `Ensure ${m} kernel module is not available`, m);
 const mnt = (id: string, mp: string, opt: 'nodev' | 'nosuid' | 'noexec') => mountOpt(id, `Ensure ${opt} option set on ${mp} partition`, mp, opt);
 
-export const BANNER = 'Authorized uses only. All activity may be monitored and reported.';
+/**
+ * The login banner: the benchmark's example sentence, extended so that keyword-counting readers
+ * (Lynis BANN-7126/7130 count words such as access, authorized, evidence, law, monitor, owner,
+ * policy, private, prohibited, restricted, this system, unauthorized) find a legal warning too.
+ * No OS name, version or escape sequence (1.6.2/1.6.3).
+ */
+export const BANNER =
+  'Authorized uses only. This system is private and access is restricted to users authorized by its owner under the owner\'s policy. ' +
+  'Unauthorized use is prohibited. All activity may be monitored and recorded, and evidence of unauthorized use may be reported to law enforcement.';
 
 function banner(id: string, path: string): Draft {
   return {
@@ -18,8 +26,13 @@ function banner(id: string, path: string): Draft {
     apply: `write_banner ${q(path)}`,
     check: (f) => {
       const t = f.read(path);
-      if (t === null) return pass(`${path} absent (nothing shown)`);
-      const bad = [/\\[mrsv]/.test(t) ? 'escape sequences (\\m \\r \\s \\v)' : '', /debian|gnu\/linux/i.test(t) ? 'OS name' : ''].filter(Boolean);
+      // Readers look for a warning in the file: absent or empty is no banner at all.
+      if (t === null || t.trim() === '') return fail(`${path} ${t === null ? 'is absent' : 'is empty'}: no warning banner`);
+      const bad = [
+        /\\[mrsv]/.test(t) ? 'escape sequences (\\m \\r \\s \\v)' : '',
+        /debian|gnu\/linux/i.test(t) ? 'OS name' : '',
+        /\bauthori[sz]ed\b/i.test(t) ? '' : 'no statement that use must be authorized',
+      ].filter(Boolean);
       return { pass: bad.length === 0, evidence: bad.length ? `${path} reveals ${bad.join(' and ')}` : `${path}: ${JSON.stringify(t.trim().slice(0, 60))}` };
     },
     fixture: { good: (fx) => fx.file(path, `${BANNER}\n`, 0o644), bad: (fx) => fx.file(path, 'Debian GNU/Linux 13 \\n \\l\n', 0o644) },

@@ -1,11 +1,13 @@
 // CIS Debian 13 v1.0.0, section 2: Services.
-import { all, installed, manual, notInUse, pass, permCheck, perms, q, type Draft, type Section } from '../builders.ts';
+import { all, fail, installed, manual, notInUse, pass, permCheck, perms, q, type Draft, type Section } from '../builders.ts';
 import { exception } from '../exceptions.ts';
 import { keyValues } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
 const TIMESYNC_EXCEPTION = exception('timesync-chrony');
 
+/** The Amazon Time Sync Service, link-local on every EC2 instance. */
+const CHRONY_SERVER = 'server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4';
 const CHRONY_NEEDS = ['read:/etc/chrony/chrony.conf', 'reads:/etc/chrony/conf.d/*.conf', 'reads:/etc/chrony/sources.d/*.sources'];
 const chronyLines = (f: Facts) =>
   [f.read('/etc/chrony/chrony.conf') ?? '', ...f.reads('/etc/chrony/conf.d/*.conf').map((x) => x.content), ...f.reads('/etc/chrony/sources.d/*.sources').map((x) => x.content)]
@@ -138,17 +140,22 @@ export const section2: Section = () => [
     tags: ['timesync'],
     needs: CHRONY_NEEDS,
     // The Amazon Time Sync Service is the one authorized source: reachable in every VPC without
-    // internet egress, and inert in local guests (nothing leaves the machine for a pool).
-    apply: `install -d -m 0755 /etc/chrony/sources.d\nprintf '%s\\n' ${q('# Amazon Time Sync Service (link-local on every EC2 instance)')} ${q('server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4')} > /etc/chrony/sources.d/syntropy-aws.sources\nsed -i -E 's/^(pool|server)[[:space:]]/# Amazon Time Sync Service only (sources.d): &/' /etc/chrony/chrony.conf`,
+    // internet egress, and inert in local guests (nothing leaves the machine for a pool). Stated
+    // in chrony.conf itself, which every reader reads (some read no sources.d); Debian's pool
+    // lines are commented out, and nothing else names a source.
+    apply: `sed -i -E 's/^(pool|server)[[:space:]]/# Amazon Time Sync Service only: &/' /etc/chrony/chrony.conf\nrm -f /etc/chrony/sources.d/syntropy-aws.sources\nprintf '%s\\n' ${q('# Amazon Time Sync Service (link-local on every EC2 instance)')} ${q(CHRONY_SERVER)} >> /etc/chrony/chrony.conf`,
     check: (f) => {
-      const srv = chronyLines(f).filter((l) => /^(server|pool)\s+\S+/.test(l));
-      return { pass: srv.length > 0, evidence: srv.length ? srv.join(' | ') : 'no server or pool line' };
+      const main = (f.read('/etc/chrony/chrony.conf') ?? '').split('\n').map((l) => l.trim()).filter((l) => /^(server|pool)\s+\S+/.test(l));
+      const anywhere = chronyLines(f).filter((l) => /^(server|pool)\s+\S+/.test(l));
+      if (main.length === 0) return fail(anywhere.length ? `no server or pool line in /etc/chrony/chrony.conf itself (only in conf.d/sources.d: ${anywhere.join(' | ')})` : 'no server or pool line');
+      return pass(`/etc/chrony/chrony.conf: ${main.join(' | ')}${anywhere.length > main.length ? `; also ${anywhere.filter((l) => !main.includes(l)).join(' | ')}` : ''}`);
     },
     fixture: {
-      good: (fx) => fx.file('/etc/chrony/sources.d/syntropy-aws.sources', 'server 169.254.169.123 prefer iburst\n'),
+      good: (fx) => fx.file('/etc/chrony/chrony.conf', `confdir /etc/chrony/conf.d\n${CHRONY_SERVER}\ndriftfile /var/lib/chrony/chrony.drift\nsourcedir /etc/chrony/sources.d\nuser _chrony\n`),
+      // The server only in sources.d: chrony uses it, a reader of chrony.conf finds none.
       bad: (fx) => {
-        fx.remove('/etc/chrony/sources.d/syntropy-aws.sources');
-        fx.file('/etc/chrony/chrony.conf', 'driftfile /var/lib/chrony/chrony.drift\nsourcedir /etc/chrony/sources.d\n');
+        fx.file('/etc/chrony/chrony.conf', 'confdir /etc/chrony/conf.d\ndriftfile /var/lib/chrony/chrony.drift\nsourcedir /etc/chrony/sources.d\nuser _chrony\n');
+        fx.file('/etc/chrony/sources.d/syntropy-aws.sources', `${CHRONY_SERVER}\n`);
       },
     },
   },
@@ -157,16 +164,24 @@ export const section2: Section = () => [
     title: 'Ensure chrony is running as user _chrony',
     tags: ['timesync'],
     needs: [...CHRONY_NEEDS, 'read:/etc/default/chrony', 'cmd:chronyd-user'],
-    apply: `sed -i -E '/^[[:space:]]*user[[:space:]]/d' /etc/chrony/chrony.conf`,
+    // Stated in chrony.conf (chronyd's compiled-in default is _chrony, but readers of the file
+    // look for the directive), and nowhere else another user.
+    apply: `sed -i -E '/^[[:space:]]*user[[:space:]]/d' /etc/chrony/chrony.conf\nprintf 'user _chrony\\n' >> /etc/chrony/chrony.conf`,
     check: (f) => {
       const users = chronyLines(f).filter((l) => /^user\s/.test(l)).map((l) => l.split(/\s+/)[1]);
+      const inMain = (f.read('/etc/chrony/chrony.conf') ?? '').split('\n').some((l) => /^\s*user\s+_chrony\s*$/.test(l));
       const opts = keyValues(f.read('/etc/default/chrony'), /=/).get('DAEMON_OPTS') ?? '';
-      const vs = [{ pass: users.every((u) => u === '_chrony') && !/-u\s+(?!_chrony\b)/.test(opts), evidence: `user directive: ${users.join(',') || '(default _chrony)'}; DAEMON_OPTS="${opts}"` }];
+      const vs = [
+        { pass: inMain && users.every((u) => u === '_chrony') && !/-u\s+(?!_chrony\b)/.test(opts), evidence: `user directive: ${users.join(',') || 'none'}${inMain ? ' (in chrony.conf)' : ' (not stated in /etc/chrony/chrony.conf)'}; DAEMON_OPTS="${opts}"` },
+      ];
       const ps = f.cmd('chronyd-user');
       if (ps) vs.push({ pass: ps.out.trim().split('\n').every((u) => u.trim() === '_chrony') && ps.out.trim() !== '', evidence: `chronyd runs as ${ps.out.trim().split('\n').join(',') || '(not running)'}` });
       return all(...vs);
     },
-    fixture: { good: (fx) => fx.file('/etc/default/chrony', 'DAEMON_OPTS="-F 1"\n'), bad: (fx) => fx.append('/etc/chrony/chrony.conf', 'user root\n') },
+    fixture: {
+      good: (fx) => fx.file('/etc/default/chrony', 'DAEMON_OPTS="-F 1"\n'),
+      bad: (fx) => fx.file('/etc/chrony/chrony.conf', (fx.read('/etc/chrony/chrony.conf') ?? '').replace(/^user _chrony\n/m, '')),
+    },
   },
   {
     id: '2.3.3.3',

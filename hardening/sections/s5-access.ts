@@ -61,55 +61,71 @@ function pamModule(id: string, title: string, module: string, files: (typeof PAM
   };
 }
 
-/** pam_pwquality / pam_faillock / pam_pwhistory options: module arguments override the .conf files. */
-function moduleOption(f: Facts, conf: string, dropins: string | null, module: string, stack: (typeof PAM_FILES)[number], key: string): { value: string | null; from: string } {
-  let value: string | null = null;
-  let from = '';
+/**
+ * Every place a pam_pwquality / pam_faillock / pam_pwhistory option is stated: the module's main
+ * .conf file, its drop-ins (pwquality.conf.d), and the module's arguments in the PAM stack, in the
+ * order PAM applies them (arguments last: they override the files).
+ */
+function moduleStatements(f: Facts, conf: string, dropins: string | null, module: string, stack: (typeof PAM_FILES)[number], key: string): { value: string; from: string }[] {
+  const out: { value: string; from: string }[] = [];
   const files = [{ path: conf, content: f.read(conf) ?? '' }, ...(dropins ? f.reads(dropins) : [])];
   for (const file of files) {
-    for (const raw of file.content.split('\n')) {
+    file.content.split('\n').forEach((raw, i) => {
       const line = raw.trim();
-      if (!line || line.startsWith('#')) continue;
+      if (!line || line.startsWith('#')) return;
       const m = /^([\w]+)\s*(?:=\s*(.*))?$/.exec(line);
-      if (m && m[1] === key) {
-        value = m[2]?.trim() ?? '';
-        from = file.path;
-      }
-    }
+      if (m && m[1] === key) out.push({ value: m[2]?.trim() ?? '', from: `${file.path}:${i + 1}` });
+    });
   }
   for (const l of pamLines(pam(f, stack), module)) {
     for (const a of l.args) {
       const [k, v] = a.split('=');
-      if (k === key) {
-        value = v ?? '';
-        from = `${stack} ${module}`;
-      }
+      if (k === key) out.push({ value: v ?? '', from: `/etc/pam.d/${stack} ${module}` });
     }
   }
-  return { value, from };
+  return out;
 }
 
+/**
+ * A PAM module option as the strictest common reader sees it: readers that read only the main
+ * file (SCAP's pwquality rules read /etc/security/pwquality.conf), readers that read the drop-ins
+ * too (the benchmark's audit greps both), and PAM itself (last statement wins). The option must
+ * be stated in the main file, and every statement anywhere must comply, so no reader finds a
+ * non-compliant or missing value. Apply writes it to the main file and, for pwquality, the drop-in.
+ */
 function pamOption(id: string, title: string, kind: 'pwquality' | 'faillock' | 'pwhistory', key: string, ok: (v: string | null) => boolean, good: string, bad: string): Draft {
   const conf = `/etc/security/${kind}.conf`;
   const dropins = kind === 'pwquality' ? '/etc/security/pwquality.conf.d/*.conf' : null;
   const stack = kind === 'faillock' ? 'common-auth' : 'common-password';
-  const target = kind === 'pwquality' ? '/etc/security/pwquality.conf.d/60-syntropy-cis.conf' : conf;
+  const dropin = kind === 'pwquality' ? '/etc/security/pwquality.conf.d/60-syntropy-cis.conf' : null;
   const line = (v: string) => (v === '' ? key : `${key} = ${v}`);
+  const keyRe = new RegExp(`^#?\\s*${key}\\b`);
   return {
     id,
     title,
     tags: ['pam', kind],
     needs: [...PAM_NEEDS, `read:${conf}`, ...(dropins ? [`reads:${dropins}`] : [])],
-    apply: `conf_set ${q(target)} ${q(key)} ${q(good)}`,
+    apply: [conf, ...(dropin ? [dropin] : [])].map((t) => `conf_set ${q(t)} ${q(key)} ${q(good)}`).join('\n'),
     check: (f) => {
-      const o = moduleOption(f, conf, dropins, `pam_${kind}.so`, stack, key);
-      return { pass: ok(o.value), evidence: `${key}${o.value === null ? ' unset' : o.value === '' ? ' set' : `=${o.value}`}${o.from ? ` (${o.from})` : ''}` };
+      const st = moduleStatements(f, conf, dropins, `pam_${kind}.so`, stack, key);
+      const show = (x: { value: string; from: string }) => `${key}${x.value === '' ? '' : `=${x.value}`} (${x.from})`;
+      const inMain = st.filter((x) => x.from.startsWith(`${conf}:`));
+      const wrong = st.filter((x) => !ok(x.value));
+      const effective = st.at(-1)?.value ?? null;
+      if (!ok(effective)) return fail(`${key}${effective === null ? ' unset' : `=${effective}`} in effect${st.length ? `: ${st.map(show).join(', ')}` : ''}`);
+      if (inMain.length === 0) return fail(`${key} is not stated in ${conf} (readers of the main file find it unset)${st.length ? `; stated in ${st.map((x) => x.from).join(', ')}` : ''}`);
+      if (wrong.length > 0) return fail(`${key} is stated with a non-compliant value: ${wrong.map(show).join(', ')}`);
+      return pass(st.map(show).join(', '));
     },
     fixture: {
-      good: (fx) => fxSetLine(fx, target, new RegExp(`^#?\\s*${key}\\b`), line(good)),
+      good: (fx) => {
+        for (const t of [conf, ...(dropin ? [dropin] : [])]) fxSetLine(fx, t, keyRe, line(good));
+      },
+      // The drop-in (and PAM) stay right; only the main file is wrong or silent: a reader of the
+      // main file fails it, so the check must.
       bad: (fx) => {
-        if (bad === '<absent>') fx.file(target, (fx.read(target) ?? '').split('\n').filter((l) => !new RegExp(`^#?\\s*${key}\\b`).test(l)).join('\n'));
-        else fxSetLine(fx, target, new RegExp(`^#?\\s*${key}\\b`), line(bad));
+        if (bad === '<absent>') fx.file(conf, (fx.read(conf) ?? '').split('\n').filter((l) => !keyRe.test(l)).join('\n'));
+        else fxSetLine(fx, conf, keyRe, line(bad));
       },
     },
   };

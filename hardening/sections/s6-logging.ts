@@ -1,25 +1,45 @@
 // CIS Debian 13 v1.0.0, section 6: Logging and Auditing (journald + rsyslog, AIDE). auditd is Level 2.
 import { all, fail, fxIni, installed, manual, pass, type Draft, type Section } from '../builders.ts';
 import { exception } from '../exceptions.ts';
-import { systemdConf } from '../parse.ts';
+import { systemdConf, systemdConfStatements } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
 const JOURNALD_NEEDS = ['read:/etc/systemd/journald.conf', 'reads:/etc/systemd/journald.conf.d/*.conf', 'reads:/usr/lib/systemd/journald.conf.d/*.conf'];
 const JOURNALD_DROPIN = '/etc/systemd/journald.conf.d/60-syntropy-cis.conf';
 const journald = (f: Facts) => systemdConf(f, '/etc/systemd/journald.conf', ['/usr/lib/systemd/journald.conf.d/*.conf', '/etc/systemd/journald.conf.d/*.conf'], 'Journal');
 
+/**
+ * A journald setting as every reader finds it: stated in /etc/systemd/journald.conf (readers of
+ * the main file) and in the drop-in (readers of drop-ins, and systemd: the drop-in is read last),
+ * with no statement anywhere of another value.
+ */
 function journaldKey(id: string, title: string, key: string, value: string, bad: string): Draft {
+  const MAIN = '/etc/systemd/journald.conf';
   return {
     id,
     title,
     tags: ['logging', 'journald'],
     needs: JOURNALD_NEEDS,
-    apply: `dropin_set ${JOURNALD_DROPIN} Journal ${key} ${value}`,
+    apply: `dropin_set ${MAIN} Journal ${key} ${value}\ndropin_set ${JOURNALD_DROPIN} Journal ${key} ${value}`,
     check: (f) => {
-      const v = journald(f).get(key);
-      return { pass: v?.value.toLowerCase() === value.toLowerCase(), evidence: `${key}=${v?.value ?? '(default)'}${v ? ` in ${v.file}` : ''}` };
+      const st = systemdConfStatements(f, MAIN, ['/usr/lib/systemd/journald.conf.d/*.conf', '/etc/systemd/journald.conf.d/*.conf'], 'Journal', key);
+      const show = (x: { value: string; from: string }) => `${key}=${x.value} (${x.from})`;
+      const same = (v: string) => v.toLowerCase() === value.toLowerCase();
+      const effective = st.at(-1);
+      if (!effective || !same(effective.value)) return fail(`${key}=${effective?.value ?? '(default)'} in effect${st.length ? `: ${st.map(show).join(', ')}` : ''}`);
+      if (!st.some((x) => x.from.startsWith(`${MAIN}:`))) return fail(`${key} is not stated in ${MAIN} (readers of the main file find the default); stated in ${st.map((x) => x.from).join(', ')}`);
+      const wrong = st.filter((x) => !same(x.value));
+      if (wrong.length) return fail(`${key} is also stated as ${wrong.map(show).join(', ')}`);
+      return pass(st.map(show).join(', '));
     },
-    fixture: { good: (fx) => fxIni(fx, JOURNALD_DROPIN, 'Journal', key, value), bad: (fx) => fx.file('/etc/systemd/journald.conf.d/99-zz-local.conf', `[Journal]\n${key}=${bad}\n`) },
+    fixture: {
+      good: (fx) => {
+        fxIni(fx, MAIN, 'Journal', key, value);
+        fxIni(fx, JOURNALD_DROPIN, 'Journal', key, value);
+      },
+      // systemd still uses the drop-in's value; a reader of the main file sees the wrong one.
+      bad: (fx) => fxIni(fx, MAIN, 'Journal', key, bad),
+    },
   };
 }
 
