@@ -18,6 +18,8 @@ export const ControlResultSchema = z
     evidence: z.string(),
     exception: z.object({ name: z.string(), reason: z.string() }).strict().optional(),
     manual: z.string().optional(),
+    /** Where hardening/DEVIATIONS.md explains this control (an exception, or a choice some readers fail). */
+    deviation: z.string().optional(),
   })
   .strict();
 

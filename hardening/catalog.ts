@@ -13,6 +13,7 @@ import { section5 } from './sections/s5-access.ts';
 import { section6 } from './sections/s6-logging.ts';
 import { section7 } from './sections/s7-maintenance.ts';
 import { marketplace } from './sections/marketplace.ts';
+import { defenseInDepth } from './sections/defense-in-depth.ts';
 import { EXCEPTION_NAMES } from './exceptions.ts';
 
 export const BENCHMARK_TSV = join(import.meta.dirname, 'cis-debian13-v1.0.0.tsv');
@@ -70,6 +71,8 @@ export function catalog(opts: CatalogOptions, settings?: HardeningSettings): Cat
     out.push(resolve({ ...d, section, level, automated: b.automated }, s));
   }
   for (const d of marketplace(opts)) out.push(resolve({ ...d, section: 'MP', level: 'l1_server', automated: true }, s));
+  // Beyond Level 1 (hardening/sections/defense-in-depth.ts): applied with Level 1, never counted in its score.
+  for (const d of defenseInDepth(opts)) out.push(resolve({ ...d, section: 'DD', level: 'l1_server', automated: true }, s));
   return out;
 }
 
@@ -78,6 +81,7 @@ function resolve(c: Control, s: HardeningSettings): CatalogEntry {
   if (s.controls[c.id] === false) disabled = `disabled by config hardening.controls."${c.id}"`;
   else if (s.sections[c.section] === false && s.controls[c.id] !== true) disabled = `section ${c.section} disabled by config hardening.sections."${c.section}"`;
   else if (!s.levels.includes(c.level) && !c.exception) disabled = `${c.level} is not in hardening.levels`;
+  else if (c.defaultOff && s.controls[c.id] !== true) disabled = c.defaultOff;
   const excepted = !!c.exception && s.exceptions.includes(c.exception.name);
   return { ...c, disabled, excepted };
 }

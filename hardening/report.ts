@@ -1,5 +1,6 @@
 // Compliance reports: JSON (per control: id, title, level, result, evidence), JUnit XML for CI and
 // a Markdown summary with per-section counts and a score.
+import { deviationLinks } from './deviations.ts';
 import { BENCHMARK, type ControlResult, type Status } from './types.ts';
 import { ComplianceReportSchema, type ComplianceReport, type ComplianceSummary, type Counts } from '../contracts/compliance-report.ts';
 import { parseContract } from '../contracts/parse.ts';
@@ -23,7 +24,8 @@ export function summarize(results: ControlResult[]): ComplianceSummary {
     if (r.section === 'MP') continue;
     totals[r.result] += 1;
     if (r.manual) totals.manual += 1;
-    if (r.level === 'l1_server' && r.automated) {
+    // The benchmark's score counts benchmark recommendations only (not the DD layer).
+    if (r.level === 'l1_server' && r.automated && r.section !== 'DD') {
       auto += 1;
       if (r.result === 'PASS') autoPass += 1;
     }
@@ -31,7 +33,9 @@ export function summarize(results: ControlResult[]): ComplianceSummary {
   return { automated_l1: auto, automated_l1_passing: autoPass, score: auto ? Math.round((autoPass / auto) * 1000) / 10 : 0, sections, totals, marketplace };
 }
 
-export function buildReport(results: ControlResult[], meta: { phase: string; target: string; mode: 'offline' | 'live'; probeMs: number; totalMs: number; roundTrips: number }): Report {
+export function buildReport(raw: ControlResult[], meta: { phase: string; target: string; mode: 'offline' | 'live'; probeMs: number; totalMs: number; roundTrips: number }): Report {
+  const links = deviationLinks();
+  const results = raw.map((r) => (links.has(r.id) ? { ...r, deviation: links.get(r.id)! } : r));
   const summary = summarize(results);
   return parseContract(ComplianceReportSchema, {
     schema: 1,
@@ -85,6 +89,7 @@ const SECTION_NAMES: Record<string, string> = {
   '6': 'Logging and Auditing',
   '7': 'System Maintenance',
   MP: 'AWS Marketplace policy',
+  DD: 'Beyond Level 1: defense in depth (DD-*, not scored)',
 };
 
 export function toMarkdown(r: Report, baseline?: Report): string {
@@ -107,8 +112,15 @@ export function toMarkdown(r: Report, baseline?: Report): string {
   const fails = pick(['FAIL', 'ERROR']);
   if (fails.length) lines.push('', '## Failing', '', ...fails.map((x) => `- **${x.id}** ${x.title}: ${x.result} — ${x.evidence}`));
   const exc = pick(['EXCEPTION']);
-  if (exc.length) lines.push('', '## Named exceptions', '', ...exc.map((x) => `- **${x.id}** ${x.title} — \`${x.exception?.name}\`: ${x.exception?.reason} (observed: ${x.evidence})`));
+  if (exc.length) lines.push('', '## Named exceptions', '', ...exc.map((x) => `- **${x.id}** ${x.title} — \`${x.exception?.name}\`: ${x.exception?.reason} (observed: ${x.evidence})${x.deviation ? ` — [why](${x.deviation})` : ''}`));
+  const chosen = r.results.filter((x) => x.deviation && x.result !== 'EXCEPTION');
+  if (chosen.length) lines.push('', '## Deliberate choices some readers fail', '', ...chosen.map((x) => `- **${x.id}** ${x.title}: ${x.result} — ${x.evidence} — [why](${x.deviation})`));
   const man = r.results.filter((x) => x.manual);
   if (man.length) lines.push('', '## Manual (operator action)', '', ...man.map((x) => `- **${x.id}** ${x.title}: ${x.manual}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** One line per control for a reader: result, ID, title, evidence, and the deviation's link. */
+export function evidenceLines(results: ControlResult[]): string[] {
+  return results.map((x) => `${x.result.padEnd(9)} ${x.id.padEnd(10)} ${x.title} — ${x.evidence}${x.deviation ? ` [see ${x.deviation}]` : ''}`);
 }

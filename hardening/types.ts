@@ -38,7 +38,7 @@ export interface Control {
   title: string;
   level: Level;
   automated: boolean;
-  /** Section number ("1".."7", or "MP" for Marketplace policy). */
+  /** Section number ("1".."7", "MP" for Marketplace policy, "DD" for the defense-in-depth layer). */
   section: string;
   tags: string[];
   /** Fact keys the check reads (see facts.ts). */
@@ -52,6 +52,8 @@ export interface Control {
   manual?: string;
   /** How the fixture tests apply and break this control. */
   fixture?: FixtureSide;
+  /** An option, off unless hardening.controls names it true (the reason is reported). */
+  defaultOff?: string;
 }
 
 export interface ControlResult {
@@ -65,4 +67,6 @@ export interface ControlResult {
   evidence: string;
   exception?: { name: string; reason: string };
   manual?: string;
+  /** Where hardening/DEVIATIONS.md explains this control (set by buildReport). */
+  deviation?: string;
 }

@@ -10,7 +10,7 @@ import { runEntry } from './lib/cli/entry.ts';
 import { catalogFor, writeReport } from './lib/compliance.ts';
 import { LocalRootHost, SshHost, SsmHost, type Host } from '../hardening/host.ts';
 import { runChecks } from '../hardening/runner.ts';
-import { buildReport } from '../hardening/report.ts';
+import { buildReport, evidenceLines } from '../hardening/report.ts';
 
 export function hostFromFlags(flags: Record<string, string | boolean | undefined>, region: string): { host: Host; live: boolean } {
   const chosen = ['root', 'ssh', 'ssm'].filter((k) => typeof flags[k] === 'string');
@@ -29,7 +29,8 @@ export function hostFromFlags(flags: Record<string, string | boolean | undefined
 
 const USAGE = `usage: npm run compliance -- (--root DIR [--live] | --ssh USER@HOST[:PORT] --key FILE | --ssm INSTANCE-ID --region R)
                           [--out DIR] [--phase NAME] [--config FILE] [--set key=value]...
-Runs the CIS catalog's checks and the Marketplace checks against one host; exit 1 when any fails.`;
+Runs the CIS catalog's checks, the Marketplace checks and the defense-in-depth layer against one host;
+prints each control's result and evidence (stderr) and a JSON summary (stdout); exit 1 when any fails.`;
 
 runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['live'], extraStrings: ['root', 'ssh', 'key', 'ssm', 'out', 'phase'] }, async (cli) => {
   const { config } = loadConfig(cli.configInput);
@@ -38,6 +39,9 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['live'], extraStrings:
   const outcome = await runChecks(host, entries, { live, log: (l) => process.stderr.write(`${l}\n`) });
   const report = buildReport(outcome.results, { phase: String(cli.flags.phase ?? 'check'), target: host.name, mode: live ? 'live' : 'offline', probeMs: outcome.probeMs, totalMs: outcome.totalMs, roundTrips: outcome.roundTrips });
   const files = writeReport(resolve(String(cli.flags.out ?? join('output', 'reports'))), 'compliance', report);
+  // Beside each control, what a reader can verify: the evidence (file:line where the check knows
+  // it) and, for a deviation, where hardening/DEVIATIONS.md explains it. On stderr: stdout is JSON.
+  process.stderr.write(`${evidenceLines(report.results).join('\n')}\n`);
   const s = report.summary;
   process.stdout.write(
     `${JSON.stringify({ passed: report.passed, score: s.score, automated_l1_passing: s.automated_l1_passing, automated_l1: s.automated_l1, fail: s.totals.FAIL, marketplace_fail: s.marketplace.FAIL, total_ms: outcome.totalMs, reports: files }, null, 2)}\n`,

@@ -102,8 +102,8 @@ export const ConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         levels: z.array(z.enum(['l1_server', 'l2_server'])).min(1).default(['l1_server']),
-        sections: z.record(z.enum(['1', '2', '3', '4', '5', '6', '7']), z.boolean()).default({}),
-        controls: z.record(name(/^\d+(\.\d+)+$/, 'a CIS recommendation ID such as 1.4.1'), z.boolean()).default({}),
+        sections: z.record(z.enum(['1', '2', '3', '4', '5', '6', '7', 'DD']), z.boolean()).default({}),
+        controls: z.record(name(/^(\d+(\.\d+)+|DD-\d+)$/, 'a CIS recommendation ID such as 1.4.1, or a defense-in-depth ID such as DD-20'), z.boolean()).default({}),
         exceptions: z
           .array(z.enum(EXCEPTION_NAMES))
           .default([...EXCEPTION_NAMES]),

@@ -2,20 +2,23 @@
 // (passes where its control is applied, fails where it is not), toggles and exceptions from config.
 import { describe, expect, it, beforeAll } from 'vitest';
 import { rmSync } from 'node:fs';
-import { benchmarkEntries, catalog, exceptionNames, type CatalogEntry } from '../../hardening/catalog.ts';
+import { benchmarkEntries, catalog, DEFAULT_EXCEPTIONS, exceptionNames, type CatalogEntry } from '../../hardening/catalog.ts';
 import { baseFixture, type Fixture } from '../../hardening/fixture.ts';
 import { LocalRootHost } from '../../hardening/host.ts';
 import { collectFacts, judge, runChecks } from '../../hardening/runner.ts';
+import { summarize } from '../../hardening/report.ts';
 import { ConfigSchema } from '../../scripts/lib/config.ts';
 import { catalogJson } from '../../scripts/controls.ts';
 
 const opts = { sshPort: 22, sshUser: 'admin' };
 const cat = catalog(opts);
-const cis = cat.filter((c) => c.section !== 'MP');
+/** Every control on, the defense-in-depth options (off by default) included: for the fixture proofs. */
+const catAll = catalog(opts, { levels: ['l1_server'], sections: {}, controls: { 'DD-30': true, 'DD-31': true }, exceptions: DEFAULT_EXCEPTIONS });
+const cis = cat.filter((c) => c.section !== 'MP' && c.section !== 'DD');
 
 function hardenedFixture(): Fixture {
   const fx = baseFixture();
-  for (const c of cat) c.fixture?.good(fx);
+  for (const c of catAll) c.fixture?.good(fx);
   return fx;
 }
 
@@ -70,7 +73,7 @@ describe('checks on fixture root directories', () => {
   });
 
   it('passes every check where every control is applied, in one probe round trip', async () => {
-    const out = await runChecks(new LocalRootHost(root), cat, { live: false });
+    const out = await runChecks(new LocalRootHost(root), catAll, { live: false });
     expect(out.roundTrips).toBe(1);
     const bad = out.results.filter((r) => !['PASS', 'SKIP', 'EXCEPTION'].includes(r.result));
     expect(bad.map((r) => `${r.id} ${r.result} ${r.evidence}`)).toEqual([]);
@@ -81,7 +84,7 @@ describe('checks on fixture root directories', () => {
     const good = hardenedFixture();
     const notFailing: string[] = [];
     let tested = 0;
-    for (const c of cat.filter((x) => !x.manual && !x.excepted)) {
+    for (const c of catAll.filter((x) => !x.manual && !x.excepted)) {
       expect(c.fixture, `${c.id} has no fixture sides`).toBeDefined();
       const fx = good.clone();
       c.fixture!.bad(fx);
@@ -126,6 +129,25 @@ describe('config toggles', () => {
     expect(judge(find(list, '1.4.1'), null).result).toBe('SKIP');
   });
 
+  it('applies the defense-in-depth layer by default, its options only when asked, and never scores it', () => {
+    const dd = cat.filter((c) => c.section === 'DD');
+    expect(dd.length).toBeGreaterThanOrEqual(15);
+    expect(dd.every((c) => /^DD-\d+$/.test(c.id))).toBe(true);
+    expect(dd.filter((c) => c.disabled).map((c) => c.id)).toEqual(['DD-30', 'DD-31']);
+    expect(find(run({ ...base, controls: { 'DD-30': true } }), 'DD-30').disabled).toBeUndefined();
+    expect(find(run({ ...base, sections: { DD: false } }), 'DD-20').disabled).toMatch(/section DD disabled/);
+    expect(ConfigSchema.parse({ hardening: { sections: { DD: false }, controls: { 'DD-20': false } } }).hardening.sections.DD).toBe(false);
+    expect(() => ConfigSchema.parse({ hardening: { controls: { 'XX-1': true } } })).toThrow();
+    // A failing DD control fails the report, but does not move the benchmark score.
+    const rows = (result: 'PASS' | 'FAIL') => [
+      { id: '1.1.1.1', title: 't', level: 'l1_server' as const, section: '1', automated: true, tags: [], result: 'PASS' as const, evidence: '' },
+      { id: 'DD-1', title: 't', level: 'l1_server' as const, section: 'DD', automated: true, tags: [], result, evidence: '' },
+    ];
+    const s = summarize(rows('FAIL'));
+    expect([s.automated_l1, s.automated_l1_passing, s.totals.FAIL]).toEqual([1, 1, 1]);
+    expect(summarize(rows('PASS')).automated_l1).toBe(1);
+  });
+
   it('applies an excepted control when its exception is removed from config', () => {
     const list = run({ ...base, exceptions: base.exceptions.filter((e) => e !== 'router') });
     expect(find(list, '3.3.1.2').excepted).toBe(false);
@@ -137,7 +159,7 @@ describe('config toggles', () => {
     expect(rows.find((r) => r.id === '3.3.2.1')).toMatchObject({ applied: false, exception: { name: 'router' } });
     expect(rows.find((r) => r.id === '1.1.1.11')).toMatchObject({ applied: false, automated: false });
     expect(rows.find((r) => r.id === '5.1.21')).toMatchObject({ applied: true, apply_step: 'patch', level: 'l1_server' });
-    const l1auto = rows.filter((r) => r.section !== 'MP' && r.level === 'l1_server' && r.automated);
+    const l1auto = rows.filter((r) => r.section !== 'MP' && r.section !== 'DD' && r.level === 'l1_server' && r.automated);
     expect(l1auto.filter((r) => r.applied)).toHaveLength(241);
   });
 });

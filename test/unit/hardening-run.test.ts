@@ -145,10 +145,13 @@ describe('rendered apply script', () => {
 
   it('announces every control as PATCH, EXCEPTION, MANUAL or SKIP in benchmark order', () => {
     for (const c of cat.filter((x) => x.section !== 'MP')) {
-      const verb = c.manual ? 'MANUAL' : c.excepted ? 'EXCEPTION' : 'PATCH';
+      const verb = c.manual ? 'MANUAL' : c.excepted ? 'EXCEPTION' : c.disabled ? 'SKIP' : 'PATCH';
       expect(script, c.id).toContain(`echo '${c.id} | ${verb} | ${c.title.replace(/'/g, `'\\''`)}`);
     }
     expect(script.indexOf("'1.1.1.1 | PATCH")).toBeLessThan(script.indexOf("'7.2.10 | PATCH"));
+    // The defense-in-depth layer after the benchmark; its options are announced as skipped.
+    expect(script.indexOf("'7.2.10 | PATCH")).toBeLessThan(script.indexOf("'DD-1 | PATCH"));
+    expect(script).toContain("DD-30 | SKIP | auditd installed and running (option; Level 2 territory) (an option");
     expect(script).toContain('70-syntropy-router.conf');
     expect(script).toContain('ufw_base_policy 22 ');
   });
