@@ -527,6 +527,10 @@ describe('publish to AWS Marketplace (Catalog API AddDeliveryOptions)', () => {
     expect(text).toMatch(/us-east-1: Marketplace Catalog StartChangeSet \(APPLY\)/);
     expect(text).toContain('"ChangeType": "AddDeliveryOptions"');
     expect(text).toContain(`"AmiId": "${SRC}"`);
+    expect(text).not.toMatch(/WOULD REFUSE the change set/);
+    const long: string[] = [];
+    await publish(mpManifest, mpCfg({ version_title: '{version} {build_id} {build_id} {build_id} {build_id}' }), buildDir(), { dryRun: true, force: false, clients, log: (l) => long.push(l) });
+    expect(long.join('\n')).toMatch(/WOULD REFUSE the change set: Version.VersionTitle is \d+ characters; Marketplace allows 64/);
     roleIs(TRUST);
     changeSetGoes(['PREPARING', 'SUCCEEDED']);
     const v = await validateMarketplace(mpManifest, mpCfg(), { clients, retry: fast.retry, marketplacePollMs: 1 });

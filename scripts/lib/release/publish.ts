@@ -20,7 +20,7 @@ import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/cl
 import { Inspector2Client } from '@aws-sdk/client-inspector2';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { MarketplaceCatalogClient } from '@aws-sdk/client-marketplace-catalog';
-import { accessRoleProblems, changeSetRequest, INGESTION_REGION, submitVersion, type ChangeSetOutcome } from './marketplace.ts';
+import { accessRoleProblems, changeSetRequest, detailsProblems, INGESTION_REGION, submitVersion, type AddDeliveryOptionsDetails, type ChangeSetOutcome } from './marketplace.ts';
 import { describeBlocking, inspectorGate } from './inspector.ts';
 import type { Config, MarketplaceRule } from '../config.ts';
 import { awsCall, NOT_YET, type RetryOptions } from '../aws-call.ts';
@@ -165,6 +165,8 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
     lines.push(`${INGESTION_REGION}: Marketplace Catalog StartChangeSet (APPLY), then wait up to ${mp.wait_minutes} min for it:`);
     const req = changeSetRequest(cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId: ami }, 'APPLY');
     lines.push(...JSON.stringify(req, null, 2).split('\n'));
+    const refused = ami.startsWith('ami-') ? detailsProblems(req.ChangeSet![0]!.DetailsDocument as unknown as AddDeliveryOptionsDetails) : [];
+    if (refused.length > 0) lines.push(`WOULD REFUSE the change set: ${refused.join('; ')}`);
   } else {
     lines.push('Marketplace: no product configured (publish.marketplace.product_id); the version is not submitted');
   }
