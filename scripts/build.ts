@@ -243,7 +243,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     info(`support: ${support.os.release} (${support.os.phase} until ${support.os.until}); ${support.docker ? `${support.docker.package} ${support.docker.version} from ${support.docker.source}${support.docker.until ? ` until ${support.docker.until}` : ''}` : 'no engine'}`);
     // The SBOM, from the same facts; its sha256 goes into the manifest and onto the AMIs.
     manifest.sbom = await phase(durations, 'sbom', () => writeSbom(manifest, partialDir));
-    info(`sbom: ${manifest.sbom.components} components (${manifest.sbom.debian_packages} Debian packages, ${manifest.sbom.npm_packages} npm packages, the agent image), sha256 ${manifest.sbom.sha256.slice(0, 12)}`);
+    info(`sbom: ${manifest.sbom.components} components (${manifest.sbom.debian_packages} Debian packages, ${manifest.sbom.npm_packages} npm packages, the agent image and ${manifest.sbom.agent_packages ?? 0} packages of its layers), sha256 ${manifest.sbom.sha256.slice(0, 12)}`);
     if ('amis' in outputs) await phase(durations, 'tag-sbom', () => tagImages(outputs.amis, { 'syntropy:sbom-sha256': manifest.sbom!.sha256 }));
     writeBuildManifest(join(partialDir, 'build-manifest.json'), manifest);
     rmSync(join(partialDir, 'stage'), { recursive: true, force: true });
