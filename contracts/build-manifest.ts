@@ -38,16 +38,7 @@ export const PackageEntrySchema = z
   .strict();
 
 /** A package of the agent image's layers (scripts/lib/bake/package-db.ts). */
-export const AgentPackageSchema = z
-  .object({
-    kind: z.enum(['deb', 'apk']),
-    name: z.string().min(1),
-    version: z.string().min(1),
-    arch: z.string(),
-    source: z.string().min(1).optional(),
-    source_version: z.string().min(1).optional(),
-  })
-  .strict();
+export const AgentPackageSchema = PackageEntrySchema.extend({ kind: z.enum(['deb', 'apk']) }).strict();
 
 export const BuildManifestSchema = z
   .object({

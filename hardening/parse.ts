@@ -141,42 +141,17 @@ export function keyValues(text: string | null, sep: RegExp = /\s+/): Map<string,
   return out;
 }
 
-/** A systemd-style config (journald.conf, coredump.conf...): main file, then drop-ins in order. */
-export function systemdConf(f: Facts, main: string, dropinGlobs: string[], section: string): Map<string, { value: string; file: string }> {
-  const files = [{ path: main, content: f.read(main) ?? '' }];
-  const dropins = dropinGlobs.flatMap((g) => f.reads(g));
-  const byName = new Map<string, { path: string; content: string }>();
-  for (const d of dropins) byName.set(d.path.split('/').pop()!, d);
-  files.push(...[...byName.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v));
-  const out = new Map<string, { value: string; file: string }>();
-  for (const file of files) {
-    let current = '';
-    for (const raw of file.content.split('\n')) {
-      const line = raw.trim();
-      if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-      const sec = /^\[(.+)\]$/.exec(line);
-      if (sec) {
-        current = sec[1]!;
-        continue;
-      }
-      const m = /^([^=]+?)\s*=\s*(.*)$/.exec(line);
-      if (m && current === section) out.set(m[1]!, { value: m[2]!, file: file.path });
-    }
-  }
-  return out;
-}
-
 /**
- * Every statement of one key of a systemd-style config, in the order systemd reads them (the main
- * file, then the drop-ins by file name, a later directory's file of the same name replacing an
- * earlier one's), each with file:line: the last one is in effect.
+ * Every KEY=value of one section of a systemd-style config (journald.conf, coredump.conf...), in
+ * the order systemd reads them: the main file, then the drop-ins by file name (a later
+ * directory's file of the same name replacing an earlier one's), each with file and line.
  */
-export function systemdConfStatements(f: Facts, main: string, dropinGlobs: string[], section: string, key: string): { value: string; from: string }[] {
+function systemdEntries(f: Facts, main: string, dropinGlobs: string[], section: string): { key: string; value: string; file: string; line: number }[] {
   const files = [{ path: main, content: f.read(main) ?? '' }];
   const byName = new Map<string, { path: string; content: string }>();
   for (const d of dropinGlobs.flatMap((g) => f.reads(g))) byName.set(d.path.split('/').pop()!, d);
   files.push(...[...byName.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v));
-  const out: { value: string; from: string }[] = [];
+  const out: { key: string; value: string; file: string; line: number }[] = [];
   for (const file of files) {
     let current = '';
     file.content.split('\n').forEach((raw, i) => {
@@ -188,10 +163,22 @@ export function systemdConfStatements(f: Facts, main: string, dropinGlobs: strin
         return;
       }
       const m = /^([^=]+?)\s*=\s*(.*)$/.exec(line);
-      if (m && current === section && m[1] === key) out.push({ value: m[2]!, from: `${file.path}:${i + 1}` });
+      if (m && current === section) out.push({ key: m[1]!, value: m[2]!, file: file.path, line: i + 1 });
     });
   }
   return out;
+}
+
+/** A systemd-style config's effective values: the last statement of each key, and its file. */
+export function systemdConf(f: Facts, main: string, dropinGlobs: string[], section: string): Map<string, { value: string; file: string }> {
+  return new Map(systemdEntries(f, main, dropinGlobs, section).map((e) => [e.key, { value: e.value, file: e.file }]));
+}
+
+/** Every statement of one key, in reading order, each with file:line: the last one is in effect. */
+export function systemdConfStatements(f: Facts, main: string, dropinGlobs: string[], section: string, key: string): { value: string; from: string }[] {
+  return systemdEntries(f, main, dropinGlobs, section)
+    .filter((e) => e.key === key)
+    .map((e) => ({ value: e.value, from: `${e.file}:${e.line}` }));
 }
 
 /** PAM lines of one stack file for one module ("pam_unix.so"), as [type, control, args[]]. */

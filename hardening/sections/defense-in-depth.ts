@@ -30,6 +30,27 @@ const UU_PERIODIC_TEXT = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodi
 const NR_CONF = '/etc/needrestart/conf.d/60-syntropy.conf';
 const NR_TEXT = "# List services that need a restart after an upgrade; restart none by itself (hardening DD-22).\n$nrconf{restart} = 'l';\n";
 
+/** A package and its service, off unless hardening.controls names it true. */
+function option(id: string, title: string, pkg: string, unit: string): Draft {
+  return {
+    ...installed(id, title, [pkg]),
+    apply: `pkg_install ${pkg}\nunit_enable ${unit}`,
+    needs: [`pkg:${pkg}`, `unit:${unit}`],
+    check: (f) => {
+      const s = f.unit(unit);
+      return f.pkg(pkg).installed && s.enabled === 'enabled' ? pass(`${pkg} ${f.pkg(pkg).version}, ${unit} ${s.enabled}`) : fail(`${pkg} ${f.pkg(pkg).installed ? `installed, ${unit} ${s.enabled}` : 'not installed'}`);
+    },
+    fixture: {
+      good: (fx) => {
+        fx.pkg(pkg, true);
+        fx.unit(unit, 'enabled');
+      },
+      bad: (fx) => fx.unit(unit, 'disabled'),
+    },
+    defaultOff: `an option (Level 2 territory): hardening.controls."${id}": true turns it on`,
+  };
+}
+
 function fileHas(f: Facts, path: string, patterns: RegExp[]): string[] {
   const t = f.read(path) ?? '';
   return patterns.filter((p) => !p.test(t)).map((p) => `${path} lacks ${p.source}`);
@@ -135,28 +156,8 @@ export const defenseInDepth: Section = () => {
         bad: (fx) => fx.file(NR_CONF, "$nrconf{restart} = 'a';\n"),
       },
     },
-    {
-      ...installed('DD-30', 'auditd installed and running (option; Level 2 territory)', ['auditd']),
-      apply: 'pkg_install auditd\nunit_enable auditd.service',
-      needs: ['pkg:auditd', 'unit:auditd.service'],
-      check: (f) => {
-        const s = f.unit('auditd.service');
-        return f.pkg('auditd').installed && s.enabled === 'enabled' ? pass(`auditd ${f.pkg('auditd').version}, ${s.enabled}`) : fail(`auditd ${f.pkg('auditd').installed ? s.enabled : 'not installed'}`);
-      },
-      fixture: { good: (fx) => (fx.pkg('auditd', true), fx.unit('auditd.service', 'enabled')), bad: (fx) => fx.unit('auditd.service', 'disabled') },
-      defaultOff: 'an option (Level 2 territory): hardening.controls."DD-30": true turns it on',
-    },
-    {
-      ...installed('DD-31', 'process accounting (acct) installed and running (option; Level 2 territory)', ['acct']),
-      apply: 'pkg_install acct\nunit_enable acct.service',
-      needs: ['pkg:acct', 'unit:acct.service'],
-      check: (f) => {
-        const s = f.unit('acct.service');
-        return f.pkg('acct').installed && s.enabled === 'enabled' ? pass(`acct ${f.pkg('acct').version}, ${s.enabled}`) : fail(`acct ${f.pkg('acct').installed ? s.enabled : 'not installed'}`);
-      },
-      fixture: { good: (fx) => (fx.pkg('acct', true), fx.unit('acct.service', 'enabled')), bad: (fx) => fx.unit('acct.service', 'disabled') },
-      defaultOff: 'an option (Level 2 territory): hardening.controls."DD-31": true turns it on',
-    },
+    option('DD-30', 'auditd installed and running (option; Level 2 territory)', 'auditd', 'auditd.service'),
+    option('DD-31', 'process accounting (acct) installed and running (option; Level 2 territory)', 'acct', 'acct.service'),
   ];
   return drafts.map(dd);
 };
