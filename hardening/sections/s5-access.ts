@@ -453,42 +453,72 @@ export const section5: Section = () => {
       fixture: { good: () => {}, bad: (fx) => shadowEdit(fx, 'daemon', (p) => (p[1] = '$y$j9T$abc$def')) },
     },
     {
+      // In /etc/profile itself (every reader reads it; some read no profile.d), once: a second
+      // readonly TMOUT anywhere a login shell reads would print "readonly variable" at login.
       id: '5.4.3.2',
       title: 'Ensure default user shell timeout is configured',
       tags: ['accounts', 'shell'],
       needs: ['reads:/etc/profile.d/*.sh', 'read:/etc/profile', 'read:/etc/bash.bashrc'],
-      apply: `printf '%s\\n' '# CIS 5.4.3.2: idle shells end after 15 minutes' 'TMOUT=900' 'readonly TMOUT' 'export TMOUT' > /etc/profile.d/60-syntropy-tmout.sh\nchmod 0644 /etc/profile.d/60-syntropy-tmout.sh`,
+      apply: [
+        'rm -f /etc/profile.d/60-syntropy-tmout.sh',
+        "kv_line /etc/profile '^[[:space:]]*(readonly[[:space:]]+|export[[:space:]]+)?TMOUT([=[:space:]]|$)' '# CIS 5.4.3.2: idle shells end after 15 minutes'",
+        "printf '%s\\n' 'TMOUT=900' 'readonly TMOUT' 'export TMOUT' >> /etc/profile",
+      ].join('\n'),
       check: (f) => {
-        const files = [...f.reads('/etc/profile.d/*.sh'), { path: '/etc/profile', content: f.read('/etc/profile') ?? '' }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }];
-        const sets = files.flatMap((x) => [...x.content.matchAll(/^\s*(?:readonly\s+|export\s+)?TMOUT=(\d+)/gm)].map((m) => ({ file: x.path, v: Number(m[1]), text: x.content })));
-        const ok = sets.length > 0 && sets.every((s) => s.v > 0 && s.v <= 900) && sets.some((s) => /readonly\s+TMOUT/.test(s.text) && /export\s+TMOUT/.test(s.text));
-        return { pass: ok, evidence: sets.length ? sets.map((s) => `${s.file}: TMOUT=${s.v}`).join(', ') : 'TMOUT not set' };
+        const main = f.read('/etc/profile') ?? '';
+        const files = [{ path: '/etc/profile', content: main }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }, ...f.reads('/etc/profile.d/*.sh')];
+        const sets = files.flatMap((x) => x.content.split('\n').flatMap((l, i) => {
+          const m = /^\s*(?:readonly\s+|export\s+|typeset\s+-\w+\s+|declare\s+-\w+\s+)?TMOUT=(\d+)/.exec(l);
+          return m ? [{ at: `${x.path}:${i + 1}`, file: x.path, v: Number(m[1]) }] : [];
+        }));
+        const inMain = sets.some((x) => x.file === '/etc/profile') && /^\s*readonly\s+TMOUT\b/m.test(main) && /^\s*export\s+TMOUT\b/m.test(main);
+        const bad = sets.filter((x) => !(x.v > 0 && x.v <= 900));
+        const ev = sets.length ? sets.map((x) => `TMOUT=${x.v} (${x.at})`).join(', ') : 'TMOUT not set';
+        if (!inMain) return fail(`${ev}; /etc/profile does not set, export and make readonly TMOUT`);
+        return bad.length ? fail(`${ev}; over 900 s or 0: ${bad.map((x) => x.at).join(', ')}`) : pass(ev);
       },
       fixture: {
-        good: (fx) => fx.file('/etc/profile.d/60-syntropy-tmout.sh', 'TMOUT=900\nreadonly TMOUT\nexport TMOUT\n', 0o644),
-        bad: (fx) => fx.remove('/etc/profile.d/60-syntropy-tmout.sh'),
+        good: (fx) => fx.file('/etc/profile', `${(fx.read('/etc/profile') ?? '').replace(/^.*TMOUT.*\n/gm, '')}TMOUT=900\nreadonly TMOUT\nexport TMOUT\n`),
+        // Only in profile.d: a login shell gets it, a reader of /etc/profile does not.
+        bad: (fx) => {
+          fx.file('/etc/profile', (fx.read('/etc/profile') ?? '').replace(/^.*TMOUT.*\n/gm, ''));
+          fx.file('/etc/profile.d/60-syntropy-tmout.sh', 'TMOUT=900\nreadonly TMOUT\nexport TMOUT\n', 0o644);
+        },
       },
     },
     {
+      // umask 027 in login.defs, /etc/profile and /etc/bash.bashrc themselves (readers that read
+      // no profile.d find it), nothing weaker anywhere.
       id: '5.4.3.3',
       title: 'Ensure default user umask is configured',
       tags: ['accounts', 'umask'],
       needs: ['reads:/etc/profile.d/*.sh', 'read:/etc/profile', 'read:/etc/bash.bashrc', 'read:/etc/login.defs'],
-      apply: `kv_set /etc/login.defs UMASK 027\nprintf '%s\\n' '# CIS 5.4.3.3' 'umask 027' > /etc/profile.d/60-syntropy-umask.sh\nchmod 0644 /etc/profile.d/60-syntropy-umask.sh\nsed -i -E 's/^([[:space:]]*umask[[:space:]]+)0?22\\b/\\1027/' /etc/profile /etc/bash.bashrc`,
+      apply: [
+        'kv_set /etc/login.defs UMASK 027',
+        'rm -f /etc/profile.d/60-syntropy-umask.sh',
+        "kv_line /etc/profile '^[[:space:]]*umask[[:space:]]' 'umask 027'",
+        "kv_line /etc/bash.bashrc '^[[:space:]]*umask[[:space:]]' 'umask 027'",
+      ].join('\n'),
       check: (f) => {
         const defs = keyValues(f.read('/etc/login.defs')).get('UMASK') ?? '';
-        const files = [...f.reads('/etc/profile.d/*.sh'), { path: '/etc/profile', content: f.read('/etc/profile') ?? '' }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }];
+        const files = [{ path: '/etc/profile', content: f.read('/etc/profile') ?? '' }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }, ...f.reads('/etc/profile.d/*.sh')];
         const weak = files.flatMap((x) => umaskWeak(x.content).map((u) => `${x.path}: umask ${u}`));
-        const set = files.some((x) => /^\s*umask\s+0?[0-7][2367]7\b/m.test(x.content));
+        const stated = (path: string) => /^\s*umask\s+0?[0-7][2367]7\b/m.test(files.find((x) => x.path === path)!.content);
+        const missing = ['/etc/profile', '/etc/bash.bashrc'].filter((p) => !stated(p));
         const defsOk = /^0?[0-7]{2,3}$/.test(defs) && (parseInt(defs, 8) & 0o027) === 0o027;
-        return { pass: defsOk && set && weak.length === 0, evidence: `login.defs UMASK ${defs || '(unset)'}; ${set ? 'umask 027 set in profile' : 'no umask 027 in profile files'}${weak.length ? `; weaker: ${weak.join(', ')}` : ''}` };
+        const ev = `login.defs UMASK ${defs || '(unset)'}; ${missing.length ? `no umask 027 in ${missing.join(', ')}` : 'umask 027 in /etc/profile and /etc/bash.bashrc'}${weak.length ? `; weaker: ${weak.join(', ')}` : ''}`;
+        return { pass: defsOk && missing.length === 0 && weak.length === 0, evidence: ev };
       },
       fixture: {
         good: (fx) => {
           fxSetLine(fx, '/etc/login.defs', /^UMASK\s/, 'UMASK\t\t027');
+          for (const p of ['/etc/profile', '/etc/bash.bashrc']) fxSetLine(fx, p, /^\s*umask\s/, 'umask 027');
+        },
+        // In profile.d only: shells get it, readers of /etc/profile and bash.bashrc do not.
+        bad: (fx) => {
+          fx.file('/etc/bash.bashrc', (fx.read('/etc/bash.bashrc') ?? '').replace(/^\s*umask .*\n/gm, ''));
           fx.file('/etc/profile.d/60-syntropy-umask.sh', 'umask 027\n', 0o644);
         },
-        bad: (fx) => fxSetLine(fx, '/etc/login.defs', /^UMASK\s/, 'UMASK\t\t022'),
       },
     },
   ];
