@@ -40,14 +40,15 @@ fi
 
 # The packages of the image's layers, for the SBOM: its dpkg or apk database (the real agent is
 # Alpine-based, the double Debian-based), copied out of a container that is created, never
-# started (`docker cp` reads a created container's file system), then removed.
+# started (`docker cp` reads a created container's file system), then removed. A database the
+# image does not have is simply absent (docker cp fails, tar reads nothing).
 pkgdir=/run/syntropy-build/agent-packages
 install -d -m 0755 "$pkgdir"
 cid=$(docker create "$AGENT_REF")
 found=""
 for db in /var/lib/dpkg/status /lib/apk/db/installed; do
   name=$([[ "$db" == */dpkg/* ]] && echo dpkg-status || echo apk-installed)
-  if docker cp "$cid:$db" - 2>/dev/null | tar -xO > "$pkgdir/$name"; then
+  if docker cp "$cid:$db" - 2>/dev/null | tar -xO > "$pkgdir/$name" 2>/dev/null; then
     found="$found $name"
   else
     rm -f "$pkgdir/$name"
