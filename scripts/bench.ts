@@ -144,10 +144,6 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     await vm.start();
     fb.power_on_to_dialogue_ready_s = round(await waitFor('dialogue on the serial console', 900_000, async () => (/agent token/i.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200));
     await vm.waitForSsh(900_000);
-    // What the dialogue waited for at boot.
-    const chain = await vm.ssh('systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service --no-pager 2>&1 || true');
-    result.dialogue_critical_chain = chain.stdout.trim().split('\n');
-    process.stderr.write(`\nsystemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service:\n${chain.stdout.trim()}\n\n`);
     // The bare container start, right before, in the same guest: the same image and flags as
     // firstboot/bin/run-agent (host network, NET_ADMIN, SYS_MODULE, /dev/net/tun, the env file
     // mounted read-only), timed from docker run to the container running; then removed.
@@ -171,8 +167,14 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     fb.first_boot_peak_rss_mib = Number(/peak_rss_mib=([\d.]+)/.exec(stats)![1]);
     const ctr = /confirmed_to_running_ms=(\d+)/.exec(stats);
     if (ctr) fb.confirmed_to_agent_running_s = round(Number(ctr[1]));
-    // Where the apply's time went: first boot's and the agent unit's journal, monotonic time.
-    const journal = await vm.ssh('sudo journalctl -b --no-pager -o short-monotonic -t syntropy-firstboot -u syntropy-agent.service | tail -n 40');
+    // What the dialogue waited for at boot (asked once boot has finished: systemd-analyze
+    // refuses before; the dialogue itself is up earlier).
+    const chain = await vm.ssh('systemctl is-system-running --wait >/dev/null 2>&1; systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service --no-pager 2>&1 || true');
+    result.dialogue_critical_chain = chain.stdout.trim().split('\n');
+    process.stderr.write(`\nsystemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service:\n${chain.stdout.trim()}\n\n`);
+    // Where the apply's time went: first boot's, the agent unit's and dockerd's journal lines, in
+    // monotonic time (journalctl ORs matches joined by +; different fields given plainly AND).
+    const journal = await vm.ssh('sudo journalctl -b --no-pager -o short-monotonic SYSLOG_IDENTIFIER=syntropy-firstboot + _SYSTEMD_UNIT=syntropy-agent.service + UNIT=syntropy-agent.service + _SYSTEMD_UNIT=docker.service + SYSLOG_IDENTIFIER=sudo | tail -n 40');
     result.apply_journal = journal.stdout.trim().split('\n');
     process.stderr.write(`\napply, from the guest's journal:\n${journal.stdout.trim()}\n\n`);
     const g = await inspectGuest(vm);

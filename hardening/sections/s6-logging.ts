@@ -190,10 +190,13 @@ export const section6: Section = () => [
     tags: ['aide'],
     needs: ['unit:dailyaidecheck.timer', 'stat:/etc/cron.daily/dailyaidecheck'],
     apply: 'if systemctl list-unit-files --no-legend dailyaidecheck.timer | grep -q .; then unit_enable dailyaidecheck.timer; else test -x /etc/cron.daily/dailyaidecheck; fi',
+    // On a running instance a live reader asks whether the timer is active, not only enabled:
+    // so does this check (t.active is known only live).
     check: (f) => {
       const t = f.unit('dailyaidecheck.timer');
       const cron = f.stat('/etc/cron.daily/dailyaidecheck');
-      return { pass: t.enabled === 'enabled' || (!!cron && (cron.mode & 0o100) !== 0), evidence: `dailyaidecheck.timer ${t.enabled}${cron ? ', /etc/cron.daily/dailyaidecheck present' : ''}` };
+      const timerOn = t.enabled === 'enabled' && (t.active === null || t.active === 'active');
+      return { pass: timerOn || (!!cron && (cron.mode & 0o100) !== 0 && t.enabled !== 'enabled'), evidence: `dailyaidecheck.timer ${t.enabled}${t.active === null ? '' : `, ${t.active}`}${cron ? ', /etc/cron.daily/dailyaidecheck present' : ''}` };
     },
     fixture: { good: (fx) => fx.unit('dailyaidecheck.timer', 'enabled'), bad: (fx) => fx.unit('dailyaidecheck.timer', 'disabled') },
   },
