@@ -73,6 +73,13 @@ t1=$(date +%s%N)
 docker rm --force bench-bare >/dev/null
 echo bare_ms=$(( (t1 - t0) / 1000000 ))'`;
 
+/** Runs a command in the guest, prints its output under a title (stderr) and returns its lines for the JSON. */
+async function guestReport(vm: LocalVm, title: string, command: string): Promise<string[]> {
+  const out = (await vm.ssh(command)).stdout.trim();
+  process.stderr.write(`\n${title}:\n${out}\n\n`);
+  return out.split('\n');
+}
+
 runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStrings: ['manifest'] }, async (cli) => {
   const { config: cfg } = loadConfig(cli.configInput);
   if (cfg.target !== 'local') throw new ConfigError('the benchmark measures the local target');
@@ -144,9 +151,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     await vm.start();
     fb.power_on_to_dialogue_ready_s = round(await waitFor('dialogue on the serial console', 900_000, async () => (/agent token/i.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200));
     await vm.waitForSsh(900_000);
-    // The bare container start, right before, in the same guest: the same image and flags as
-    // firstboot/bin/run-agent (host network, NET_ADMIN, SYS_MODULE, /dev/net/tun, the env file
-    // mounted read-only), timed from docker run to the container running; then removed.
+    // The bare container start, right before, in the same guest (BARE_START).
     const bare = await vm.ssh(BARE_START);
     const bareMs = /bare_ms=(\d+)/.exec(bare.stdout);
     if (bare.exitCode !== 0 || !bareMs) throw new Error(`bare container start failed: ${bare.stdout.slice(-300)}${bare.stderr.slice(-300)}`);
@@ -169,14 +174,10 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     if (ctr) fb.confirmed_to_agent_running_s = round(Number(ctr[1]));
     // What the dialogue waited for at boot (asked once boot has finished: systemd-analyze
     // refuses before; the dialogue itself is up earlier).
-    const chain = await vm.ssh('systemctl is-system-running --wait >/dev/null 2>&1; systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service --no-pager 2>&1 || true');
-    result.dialogue_critical_chain = chain.stdout.trim().split('\n');
-    process.stderr.write(`\nsystemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service:\n${chain.stdout.trim()}\n\n`);
+    result.dialogue_critical_chain = await guestReport(vm, 'systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service', 'systemctl is-system-running --wait >/dev/null 2>&1; systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service --no-pager 2>&1 || true');
     // Where the apply's time went: first boot's, the agent unit's and dockerd's journal lines, in
     // monotonic time (journalctl ORs matches joined by +; different fields given plainly AND).
-    const journal = await vm.ssh('sudo journalctl -b --no-pager -o short-monotonic SYSLOG_IDENTIFIER=syntropy-firstboot + _SYSTEMD_UNIT=syntropy-agent.service + UNIT=syntropy-agent.service + _SYSTEMD_UNIT=docker.service + SYSLOG_IDENTIFIER=sudo | tail -n 40');
-    result.apply_journal = journal.stdout.trim().split('\n');
-    process.stderr.write(`\napply, from the guest's journal:\n${journal.stdout.trim()}\n\n`);
+    result.apply_journal = await guestReport(vm, "apply, from the guest's journal", 'sudo journalctl -b --no-pager -o short-monotonic SYSLOG_IDENTIFIER=syntropy-firstboot + _SYSTEMD_UNIT=syntropy-agent.service + UNIT=syntropy-agent.service + _SYSTEMD_UNIT=docker.service + SYSLOG_IDENTIFIER=sudo | tail -n 40');
     const g = await inspectGuest(vm);
     fb.used_memory_with_agent_mib = g.memUsedMib;
     const out = await runChecks(new SshHost({ host: '127.0.0.1', port: vm.sshPort, user: cfg.ssh.user, keyFile: vm.key!.privateKey }), catalogFor(cfg), { live: true });

@@ -9,12 +9,12 @@
 // bpf_jit_harden, ldisc_autoload, protected_fifos/regular, sysrq); sshd_config(5) for the
 // forwarding and session limits; Debian's unattended-upgrades (README.md of the package: #clear
 // and Origins-Pattern in apt.conf.d) and needrestart(1) ($nrconf{restart}).
-import { fail, installed, pass, q, sshd, sysctl, sysctlCheck, type Draft, type Section } from '../builders.ts';
+import { fail, pass, q, sshd, sysctl, type Draft, type Section } from '../builders.ts';
 import type { Facts } from '../facts.ts';
 
 const dd = (d: Draft): Draft => ({ ...d, section: 'DD', tags: ['defense-in-depth', ...d.tags] });
 
-const kspp = (id: string, key: string, value: string, why: string): Draft => ({ ...sysctl(id, `${key} = ${value} (${why})`, key, value), check: (f) => sysctlCheck(f, key, value) });
+const kspp = (id: string, key: string, value: string, why: string): Draft => sysctl(id, `${key} = ${value} (${why})`, key, value);
 
 const UU_CONF = '/etc/apt/apt.conf.d/52syntropy-unattended-upgrades';
 const UU_PERIODIC = '/etc/apt/apt.conf.d/20auto-upgrades';
@@ -33,7 +33,9 @@ const NR_TEXT = "# List services that need a restart after an upgrade; restart n
 /** A package and its service, off unless hardening.controls names it true. */
 function option(id: string, title: string, pkg: string, unit: string): Draft {
   return {
-    ...installed(id, title, [pkg]),
+    id,
+    title,
+    tags: ['package'],
     apply: `pkg_install ${pkg}\nunit_enable ${unit}`,
     needs: [`pkg:${pkg}`, `unit:${unit}`],
     check: (f) => {

@@ -143,7 +143,13 @@ export const section2: Section = () => [
     // internet egress, and inert in local guests (nothing leaves the machine for a pool). Stated
     // in chrony.conf itself, which every reader reads (some read no sources.d); Debian's pool
     // lines are commented out, and nothing else names a source.
-    apply: `sed -i -E 's/^(pool|server)[[:space:]]/# Amazon Time Sync Service only: &/' /etc/chrony/chrony.conf\nrm -f /etc/chrony/sources.d/syntropy-aws.sources\nprintf '%s\\n' ${q('# Amazon Time Sync Service (link-local on every EC2 instance)')} ${q(CHRONY_SERVER)} >> /etc/chrony/chrony.conf`,
+    // Idempotent: the lines it appended before are dropped first, so a second run leaves the
+    // file as the first did.
+    apply: [
+      `sed -i -E -e '/^# Amazon Time Sync Service \\(link-local/d' -e '/^server 169\\.254\\.169\\.123 /d' -e 's/^(pool|server)[[:space:]]/# Amazon Time Sync Service only: &/' /etc/chrony/chrony.conf`,
+      'rm -f /etc/chrony/sources.d/syntropy-aws.sources',
+      `printf '%s\\n' ${q('# Amazon Time Sync Service (link-local on every EC2 instance)')} ${q(CHRONY_SERVER)} >> /etc/chrony/chrony.conf`,
+    ].join('\n'),
     check: (f) => {
       const main = (f.read('/etc/chrony/chrony.conf') ?? '').split('\n').map((l) => l.trim()).filter((l) => /^(server|pool)\s+\S+/.test(l));
       const anywhere = chronyLines(f).filter((l) => /^(server|pool)\s+\S+/.test(l));

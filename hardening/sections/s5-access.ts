@@ -176,6 +176,11 @@ function shadowEdit(fx: FixtureWriter, user: string, edit: (p: string[]) => void
 }
 const NOLOGIN = /(nologin|false)$/;
 
+/** The system-wide shell start-up files readers look in: /etc/profile first, then bash.bashrc, then profile.d. */
+function shellStartupFiles(f: Facts): { path: string; content: string }[] {
+  return [{ path: '/etc/profile', content: f.read('/etc/profile') ?? '' }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }, ...f.reads('/etc/profile.d/*.sh')];
+}
+
 function umaskWeak(text: string): string[] {
   return [...text.matchAll(/^\s*umask\s+(\d{3,4})/gm)].map((m) => m[1]!).filter((u) => (parseInt(u, 8) & 0o027) !== 0o027);
 }
@@ -461,12 +466,13 @@ export const section5: Section = () => {
       needs: ['reads:/etc/profile.d/*.sh', 'read:/etc/profile', 'read:/etc/bash.bashrc'],
       apply: [
         'rm -f /etc/profile.d/60-syntropy-tmout.sh',
-        "kv_line /etc/profile '^[[:space:]]*(readonly[[:space:]]+|export[[:space:]]+)?TMOUT([=[:space:]]|$)' '# CIS 5.4.3.2: idle shells end after 15 minutes'",
-        "printf '%s\\n' 'TMOUT=900' 'readonly TMOUT' 'export TMOUT' >> /etc/profile",
+        // Its own lines (comment included) are dropped first: a second run leaves the file as the first did.
+        "sed -i -E -e '/^[[:space:]]*(readonly[[:space:]]+|export[[:space:]]+)?TMOUT([=[:space:]]|$)/d' -e '/^# CIS 5\\.4\\.3\\.2:/d' /etc/profile",
+        "printf '%s\\n' '# CIS 5.4.3.2: idle shells end after 15 minutes' 'TMOUT=900' 'readonly TMOUT' 'export TMOUT' >> /etc/profile",
       ].join('\n'),
       check: (f) => {
-        const main = f.read('/etc/profile') ?? '';
-        const files = [{ path: '/etc/profile', content: main }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }, ...f.reads('/etc/profile.d/*.sh')];
+        const files = shellStartupFiles(f);
+        const main = files[0]!.content;
         const sets = files.flatMap((x) => x.content.split('\n').flatMap((l, i) => {
           const m = /^\s*(?:readonly\s+|export\s+|typeset\s+-\w+\s+|declare\s+-\w+\s+)?TMOUT=(\d+)/.exec(l);
           return m ? [{ at: `${x.path}:${i + 1}`, file: x.path, v: Number(m[1]) }] : [];
@@ -501,7 +507,7 @@ export const section5: Section = () => {
       ].join('\n'),
       check: (f) => {
         const defs = keyValues(f.read('/etc/login.defs')).get('UMASK') ?? '';
-        const files = [{ path: '/etc/profile', content: f.read('/etc/profile') ?? '' }, { path: '/etc/bash.bashrc', content: f.read('/etc/bash.bashrc') ?? '' }, ...f.reads('/etc/profile.d/*.sh')];
+        const files = shellStartupFiles(f);
         const weak = files.flatMap((x) => umaskWeak(x.content).map((u) => `${x.path}: umask ${u}`));
         const stated = (path: string) => /^\s*umask\s+0?[0-7][2367]7\b/m.test(files.find((x) => x.path === path)!.content);
         const missing = ['/etc/profile', '/etc/bash.bashrc'].filter((p) => !stated(p));

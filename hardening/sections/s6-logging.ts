@@ -1,12 +1,11 @@
 // CIS Debian 13 v1.0.0, section 6: Logging and Auditing (journald + rsyslog, AIDE). auditd is Level 2.
 import { all, fail, fxIni, installed, manual, pass, type Draft, type Section } from '../builders.ts';
 import { exception } from '../exceptions.ts';
-import { systemdConf, systemdConfStatements } from '../parse.ts';
+import { systemdConfStatements } from '../parse.ts';
 import type { Facts } from '../facts.ts';
 
 const JOURNALD_NEEDS = ['read:/etc/systemd/journald.conf', 'reads:/etc/systemd/journald.conf.d/*.conf', 'reads:/usr/lib/systemd/journald.conf.d/*.conf'];
 const JOURNALD_DROPIN = '/etc/systemd/journald.conf.d/60-syntropy-cis.conf';
-const journald = (f: Facts) => systemdConf(f, '/etc/systemd/journald.conf', ['/usr/lib/systemd/journald.conf.d/*.conf', '/etc/systemd/journald.conf.d/*.conf'], 'Journal');
 
 /**
  * A journald setting as every reader finds it: stated in /etc/systemd/journald.conf (readers of

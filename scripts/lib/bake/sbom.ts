@@ -66,9 +66,7 @@ export function debPurl(p: PackageEntry, distro: string): string {
 
 /** purl of a package inside the agent image: pkg:apk/alpine/... or pkg:deb/debian/... (no distro: the image's own). */
 export function agentPackagePurl(p: AgentPackage): string {
-  return p.kind === 'apk'
-    ? new PackageURL('apk', 'alpine', p.name, p.version, { arch: p.arch, ...upstream(p) }, undefined).toString()
-    : new PackageURL('deb', 'debian', p.name, p.version, { arch: p.arch, ...upstream(p) }, undefined).toString();
+  return new PackageURL(p.kind, p.kind === 'apk' ? 'alpine' : 'debian', p.name, p.version, { arch: p.arch, ...upstream(p) }, undefined).toString();
 }
 
 export interface SbomFigures {
@@ -154,7 +152,7 @@ export async function writeSbom(m: Parameters<typeof makeSbom>[0], dir: string):
 }
 
 /** The `dpkg-query` format whose output `sbomDpkgMismatch` compares with (one package per line). */
-export const DPKG_LIST_FORMAT = String.raw`${'${db:Status-Abbrev}'}\t${'${Package}'}\t${'${Version}'}\t${'${Architecture}'}\n`;
+export const DPKG_LIST_FORMAT = '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n';
 
 /**
  * How an SBOM and an image's dpkg database disagree: installed packages (status ii/hi) the SBOM

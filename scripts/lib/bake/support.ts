@@ -62,7 +62,7 @@ export function supportStatus(versionId: string, packages: PackageEntry[] | null
     const deb = packages.find((p) => p.name === 'docker.io');
     const ce = packages.find((p) => p.name === 'docker-ce');
     if (deb) {
-      docker = { package: 'docker.io', version: deb.version, source: 'debian', until: rel.security_until, note: 'Debian 13 security support, limited for Go-based packages (fixes mostly through point releases)' };
+      docker = { package: 'docker.io', version: deb.version, source: 'debian', until: rel.security_until, note: `${name} security support, limited for Go-based packages (fixes mostly through point releases)` };
       if (today > rel.security_until) problems.push(`docker.io ${deb.version}: Debian's regular security support for it ended on ${rel.security_until} (Debian LTS may not cover Go packages): move to a supported release, or to docker.source docker-ce`);
     } else if (ce) {
       docker = { package: 'docker-ce', version: ce.version, source: 'docker-ce', until: null, note: "Docker's repository publishes only maintained release lines; check-updates.sh proved it is the newest there" };

@@ -182,10 +182,13 @@ function runScript(ctx: Ctx, name: string, script: string, args: string[], opts:
   });
 }
 
+/** An SDK client's settings for the emulator: its endpoint and the rehearsal's dummy credentials. */
+function emulator(ctx: Ctx, region = ctx.cfg.aws.region) {
+  return { region, endpoint: ctx.env.AWS_ENDPOINT_URL!, credentials: { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! } };
+}
+
 function clientsFor(ctx: Ctx) {
-  const endpoint = ctx.env.AWS_ENDPOINT_URL!;
-  const credentials = { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! };
-  return (region: string) => ({ ec2: new EC2Client({ region, endpoint, credentials }), ssm: new SSMClient({ region, endpoint, credentials }) });
+  return (region: string) => ({ ec2: new EC2Client(emulator(ctx, region)), ssm: new SSMClient(emulator(ctx, region)) });
 }
 
 const inv = (ctx: Ctx): Promise<Inventory> => inventory(ctx.regions, ctx.cfg.publish.ssm_parameter_prefix, clientsFor(ctx));
@@ -197,7 +200,7 @@ const inv = (ctx: Ctx): Promise<Inventory> => inventory(ctx.regions, ctx.cfg.pub
  */
 async function prepareAccount(ctx: Ctx): Promise<void> {
   const { ssm } = clientsFor(ctx)(ctx.cfg.aws.region);
-  const iam = new IAMClient({ region: ctx.cfg.aws.region, endpoint: ctx.env.AWS_ENDPOINT_URL, credentials: { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! } });
+  const iam = new IAMClient(emulator(ctx));
   const profile = ctx.cfg.aws.boot_test.instance_profile;
   await iam.send(
     new CreateRoleCommand({
@@ -226,7 +229,7 @@ async function prepareAccount(ctx: Ctx): Promise<void> {
   );
   // Amazon Inspector with EC2 scanning on, and one HIGH finding for the image to come: moto
   // answers ListFindings from results queued through its API (moto/inspector2/models.py).
-  const inspector = new Inspector2Client({ region: ctx.cfg.aws.region, endpoint: ctx.env.AWS_ENDPOINT_URL, credentials: { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! } });
+  const inspector = new Inspector2Client(emulator(ctx));
   await inspector.send(new EnableCommand({ accountIds: [EMULATOR_ACCOUNT], resourceTypes: ['EC2'] }));
   const at = Math.floor(Date.now() / 1000);
   const seeded = {
@@ -467,7 +470,7 @@ async function stepPublish(ctx: Ctx, manifestPath: string, manifest: BuildManife
   // attached managed policy): the right one passes; a role trusting another service stops
   // publish before anything is copied. moto has no Marketplace Catalog API: the change set
   // itself is tested against the API's documented shapes (test/unit/publish.test.ts).
-  const iam = new IAMClient({ region: ctx.cfg.aws.region, endpoint: ctx.env.AWS_ENDPOINT_URL, credentials: { accessKeyId: ctx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: ctx.env.AWS_SECRET_ACCESS_KEY! } });
+  const iam = new IAMClient(emulator(ctx));
   const good = await accessRoleProblems(iam, mpRoleArn(MP_ROLE_GOOD)).catch((e: Error) => [e.message]);
   check(ctx, 'publish', 'Marketplace access role made as the README says passes the check', good.length === 0, good.join('; '));
   const beforeRole = await inv(ctx);

@@ -175,6 +175,11 @@ export function changeSetRequest(cfg: Config, v: VersionInput, intent: 'VALIDATE
   };
 }
 
+/** detailsProblems of the details a changeSetRequest carries. */
+export function requestProblems(req: StartChangeSetCommandInput): string[] {
+  return detailsProblems(req.ChangeSet![0]!.DetailsDocument as unknown as AddDeliveryOptionsDetails);
+}
+
 interface PolicyStatement {
   Effect?: string;
   Action?: string | string[];
@@ -182,7 +187,10 @@ interface PolicyStatement {
   Principal?: string | { Service?: string | string[]; AWS?: string | string[] };
 }
 
-/** IAM answers policy documents URL-encoded (GetRole, GetRolePolicy, GetPolicyVersion). */
+/**
+ * IAM answers policy documents URL-encoded (IAM API Reference: Role.AssumeRolePolicyDocument,
+ * GetRolePolicy.PolicyDocument and PolicyVersion.Document are "URL-encoded compliant with RFC 3986").
+ */
 function parseDocument(doc: string | undefined, what: string): PolicyStatement[] {
   if (!doc) return [];
   let text = doc;
@@ -297,7 +305,7 @@ export async function submitVersion(catalog: MarketplaceCatalogClient, cfg: Conf
   const log = opts.log ?? (() => undefined);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const req = changeSetRequest(cfg, v, intent, opts.resubmit);
-  const problems = detailsProblems(req.ChangeSet![0]!.DetailsDocument as unknown as AddDeliveryOptionsDetails);
+  const problems = requestProblems(req);
   if (problems.length > 0) throw new Error(`the Marketplace change set would be refused: ${problems.join('; ')}`);
   const started = await awsCall(INGESTION_REGION, 'Marketplace Catalog StartChangeSet', () => catalog.send(new StartChangeSetCommand(req)), opts.retry);
   const id = started.ChangeSetId;

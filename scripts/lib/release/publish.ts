@@ -20,7 +20,7 @@ import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/cl
 import { Inspector2Client } from '@aws-sdk/client-inspector2';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { MarketplaceCatalogClient } from '@aws-sdk/client-marketplace-catalog';
-import { accessRoleProblems, changeSetRequest, detailsProblems, INGESTION_REGION, submitVersion, type AddDeliveryOptionsDetails, type ChangeSetOutcome } from './marketplace.ts';
+import { accessRoleProblems, changeSetRequest, INGESTION_REGION, requestProblems, submitVersion, type ChangeSetOutcome } from './marketplace.ts';
 import { describeBlocking, inspectorGate } from './inspector.ts';
 import type { Config, MarketplaceRule } from '../config.ts';
 import { awsCall, NOT_YET, type RetryOptions } from '../aws-call.ts';
@@ -165,7 +165,7 @@ export function planLines(m: BuildManifestLike, cfg: Config, buildDir: string, f
     lines.push(`${INGESTION_REGION}: Marketplace Catalog StartChangeSet (APPLY), then wait up to ${mp.wait_minutes} min for it:`);
     const req = changeSetRequest(cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId: ami }, 'APPLY');
     lines.push(...JSON.stringify(req, null, 2).split('\n'));
-    const refused = ami.startsWith('ami-') ? detailsProblems(req.ChangeSet![0]!.DetailsDocument as unknown as AddDeliveryOptionsDetails) : [];
+    const refused = ami.startsWith('ami-') ? requestProblems(req) : [];
     if (refused.length > 0) lines.push(`WOULD REFUSE the change set: ${refused.join('; ')}`);
   } else {
     lines.push('Marketplace: no product configured (publish.marketplace.product_id); the version is not submitted');
@@ -240,9 +240,7 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   if (mp.product_id) {
     const problem = ingestionProblem(regions);
     if (problem) throw new Error(problem);
-    const roleProblems = await accessRoleProblems(clients.iam(), mp.access_role_arn, opts.retry);
-    if (roleProblems.length > 0) throw new Error(`refusing to publish: ${roleProblems.join('; ')}`);
-    log(`iam: ${mp.access_role_arn} lets AWS Marketplace read the AMI`);
+    await requireAccessRole(cfg, clients, opts.retry, log, 'refusing to publish: ');
   }
 
   // Marketplace rules first: nothing is copied or shared for an image that would be rejected.
@@ -402,14 +400,7 @@ export async function publish(m: BuildManifestLike, cfg: Config, buildDir: strin
   let nextStep: string;
   if (mp.product_id) {
     const amiId = results[INGESTION_REGION]!.imageId;
-    marketplace = await submitVersion(clients.catalog(), cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId }, 'APPLY', {
-      retry: opts.retry,
-      pollMs: opts.marketplacePollMs,
-      timeoutMs: opts.marketplaceTimeoutMs,
-      log,
-      sleep: opts.retry?.sleep,
-      resubmit: opts.resubmit,
-    });
+    marketplace = await submitVersion(clients.catalog(), cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId }, 'APPLY', { ...submitOptions(opts, log), resubmit: opts.resubmit });
     nextStep =
       marketplace.status === 'SUCCEEDED'
         ? `AWS Marketplace accepted version ${m.image.version} of ${mp.product_id} (change set ${marketplace.change_set_id}, AMI ${amiId}).`
@@ -461,14 +452,22 @@ export async function validateMarketplace(m: BuildManifestLike, cfg: Config, opt
     amiId = found.Images?.find((i) => i.State === 'available')?.ImageId;
     if (!amiId) throw new Error(`no available copy of ${imageName(m)} in ${INGESTION_REGION} yet: run publish (it copies the AMI there), or validate after it`);
   }
-  const roleProblems = await accessRoleProblems(clients.iam(), mp.access_role_arn, opts.retry);
-  if (roleProblems.length > 0) throw new Error(roleProblems.join('; '));
-  log(`iam: ${mp.access_role_arn} lets AWS Marketplace read the AMI`);
-  return submitVersion(clients.catalog(), cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId }, 'VALIDATE', {
-    retry: opts.retry,
-    pollMs: opts.marketplacePollMs,
-    timeoutMs: opts.marketplaceTimeoutMs,
-    log,
-    sleep: opts.retry?.sleep,
-  });
+  await requireAccessRole(cfg, clients, opts.retry, log, '');
+  return submitVersion(clients.catalog(), cfg, { imageVersion: m.image.version, buildId: m.build_id, amiId }, 'VALIDATE', submitOptions(opts, log));
 }
+
+/** The access role Marketplace reads the AMI through must work; throws naming what is wrong. */
+async function requireAccessRole(cfg: Config, clients: Clients, retry: RetryOptions | undefined, log: (line: string) => void, prefix: string): Promise<void> {
+  const arn = cfg.publish.marketplace.access_role_arn;
+  const roleProblems = await accessRoleProblems(clients.iam(), arn, retry);
+  if (roleProblems.length > 0) throw new Error(`${prefix}${roleProblems.join('; ')}`);
+  log(`iam: ${arn} lets AWS Marketplace read the AMI`);
+}
+
+const submitOptions = (opts: Pick<PublishOptions, 'retry' | 'marketplacePollMs' | 'marketplaceTimeoutMs'>, log: (line: string) => void) => ({
+  retry: opts.retry,
+  pollMs: opts.marketplacePollMs,
+  timeoutMs: opts.marketplaceTimeoutMs,
+  log,
+  sleep: opts.retry?.sleep,
+});
