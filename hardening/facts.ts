@@ -88,6 +88,9 @@ function splitKey(key: string): [string, string] {
   return [key.slice(0, i), key.slice(i + 1)];
 }
 
+/** The record that carries every single-path stat key at once (see probeScript). */
+const STAT_BATCH = 'stat-batch';
+
 export interface ProbeScript {
   script: string;
   nonce: string;
@@ -99,32 +102,36 @@ export function probeScript(keys: Iterable<string>, opts: { root: string; live: 
   const nonce = randomBytes(6).toString('hex');
   const wanted = [...new Set(keys)].filter((k) => opts.live || !isLiveOnly(k)).sort();
   const lines = [
-    '# shellcheck shell=sh disable=SC2016 # each probe is quoted for eval',
+    '# shellcheck shell=sh disable=SC2016,SC2317 # each probe is quoted for eval, and calls the helpers from there',
     'LC_ALL=C; export LC_ALL',
     // PROBE_ROOT overrides the root (the build judges a bind view of the image's file system).
     `R=\${PROBE_ROOT-${shq(opts.root === '/' ? '' : opts.root.replace(/\/+$/, ''))}}`,
     `f() { printf '\\n@@${nonce}:%s\\n' "$1"; eval "$2"; printf '\\n@@${nonce}=%s\\n' "$?"; }`,
+    // Every process costs tens of milliseconds on a small instance, and a run reads some hundred
+    // files: files are read with the shell's own read (rd), and stat runs once per batch (st).
+    `rd() { [ -f "$1" ] || return 1; while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\\n' "$_l"; done < "$1"; }`,
+    `st() { stat -c '%n|%a|%u|%g|%U|%G|%F' -- "$@" 2>/dev/null | while IFS= read -r _l; do printf '%s\\n' "\${_l#"$R"}"; done; }`,
   ];
+  const stats: string[] = [];
   const pkgs: string[] = [];
   const units: string[] = [];
   for (const key of wanted) {
     const [kind, arg] = splitKey(key);
     switch (kind) {
       case 'stat':
-        lines.push(`f ${shq(key)} ${shq(`stat -c '%a|%u|%g|%U|%G|%F' -- ${rpath(arg)} 2>/dev/null`)}`);
+        stats.push(arg);
         break;
       case 'stats':
-        lines.push(
-          `f ${shq(key)} ${shq(`for x in ${rglob(arg)}; do [ -e "$x" ] || [ -L "$x" ] || continue; printf '%s|' "\${x#"$R"}"; stat -c '%a|%u|%g|%U|%G|%F' -- "$x"; done`)}`,
-        );
+        // An unmatched glob stays a literal word; stat skips it as a missing file.
+        lines.push(`f ${shq(key)} ${shq(`st ${rglob(arg)}; true`)}`);
         break;
       case 'read':
-        lines.push(`f ${shq(key)} ${shq(`cat -- ${rpath(arg)} 2>/dev/null`)}`);
+        lines.push(`f ${shq(key)} ${shq(`rd ${rpath(arg)}`)}`);
         break;
       case 'reads':
         lines.push(
           `f ${shq(key)} ${shq(`for x in ${rglob(arg)}; do [ -f "$x" ] && printf '%s\\n' "\${x#"$R"}"; done; true`)}`,
-          `for x in ${rglob(arg)}; do [ -f "$x" ] && f "read:\${x#"$R"}" 'cat -- "$x"'; done`,
+          `for x in ${rglob(arg)}; do [ -f "$x" ] && f "read:\${x#"$R"}" 'rd "$x"'; done`,
         );
         break;
       case 'pkg':
@@ -134,7 +141,9 @@ export function probeScript(keys: Iterable<string>, opts: { root: string; live: 
         units.push(arg);
         break;
       case 'sysctl':
-        lines.push(`f ${shq(key)} ${shq(`sysctl -n ${shq(arg)} 2>/dev/null`)}`);
+        // What `sysctl -n` prints: the file under /proc/sys the key names (dots are slashes).
+        if (!/^[\w-]+(\.[\w-]+)*$/.test(arg)) throw new Error(`unsafe sysctl key in a fact key: ${arg}`);
+        lines.push(`f ${shq(key)} ${shq(`rd /proc/sys/${arg.replaceAll('.', '/')}`)}`);
         break;
       case 'cmd': {
         const cmd = CMDS[arg];
@@ -146,6 +155,11 @@ export function probeScript(keys: Iterable<string>, opts: { root: string; live: 
         throw new Error(`unknown fact kind in ${key}`);
     }
   }
+  if (stats.length) {
+    // One stat for every single-path stat key: `?path` lines name what was asked (missing unless
+    // stat printed it); parseProbeOutput turns them back into one stat:<path> fact each.
+    lines.push(`f ${shq(STAT_BATCH)} ${shq(`printf '?%s\\n' ${stats.map(shq).join(' ')}; st ${stats.map(rpath).join(' ')}; true`)}`);
+  }
   if (pkgs.length) {
     lines.push(`f pkgs ${shq(`dpkg-query --admindir="$R/var/lib/dpkg" -W -f '\${Package}|\${db:Status-Abbrev}|\${Version}\\n' ${pkgs.map(shq).join(' ')} 2>/dev/null; true`)}`);
   }
@@ -154,7 +168,9 @@ export function probeScript(keys: Iterable<string>, opts: { root: string; live: 
     // systemctl call per unit; template instances (name@x) are asked one by one.
     const instances = units.filter((u) => u.includes('@'));
     const sc = opts.live ? 'systemctl' : 'systemctl --root="$R"';
-    const parts = [`${sc} list-unit-files --no-legend --no-pager 2>/dev/null | awk '{ print "f|" $1 "|" $2 }'`];
+    // Only the units asked about: listing every unit file costs seconds on a small instance.
+    const named = units.filter((u) => !u.includes('@'));
+    const parts = named.length ? [`${sc} list-unit-files --no-legend --no-pager ${named.map(shq).join(' ')} 2>/dev/null | awk '{ print "f|" $1 "|" $2 }'`] : [];
     if (instances.length) parts.push(`for u in ${instances.map(shq).join(' ')}; do printf 'f|%s|%s\\n' "$u" "$(${sc} is-enabled "$u" 2>/dev/null || true)"; done`);
     if (opts.live) parts.push(`systemctl list-units --all --no-legend --plain --no-pager 2>/dev/null | awk '{ print "a|" $1 "|" $3 }'`);
     lines.push(`f units ${shq(parts.join('\n'))}`);
@@ -179,6 +195,18 @@ export function parseProbeOutput(output: string, nonce: string): Map<string, Raw
     facts.set(m[1]!, { out: m[2]!, rc: Number(m[3]) });
     lastEnd = re.lastIndex;
     re.lastIndex = lastEnd - 1; // the record's closing newline may open the next record
+  }
+  const batch = facts.get(STAT_BATCH);
+  if (batch) {
+    facts.delete(STAT_BATCH);
+    for (const line of batch.out.split('\n')) {
+      if (line.startsWith('?')) {
+        if (!facts.has(`stat:${line.slice(1)}`)) facts.set(`stat:${line.slice(1)}`, { out: '', rc: 1 });
+      } else if (line.includes('|')) {
+        const i = line.indexOf('|');
+        facts.set(`stat:${line.slice(0, i)}`, { out: `${line.slice(i + 1)}\n`, rc: 0 });
+      }
+    }
   }
   return facts;
 }
