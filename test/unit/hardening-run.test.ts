@@ -2,7 +2,7 @@
 // three report formats.
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -52,6 +52,39 @@ describe('probe script', () => {
     const f = new Facts(m, false, new Set(['read:/a', 'read:/b']));
     expect(f.read('/b')).toBeNull();
     expect(() => f.read('/c')).toThrow(/without declaring/);
+  });
+
+  it('reads files, batched stats and globs from a root directory as cat and stat would', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'probe-root-'));
+    mkdirSync(join(root, 'etc/ssh'), { recursive: true });
+    writeFileSync(join(root, 'etc/hostname'), 'host\n');
+    writeFileSync(join(root, 'etc/no-newline'), 'a=1\n\tb = "two words"');
+    writeFileSync(join(root, 'etc/empty'), '');
+    writeFileSync(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'k', { mode: 0o600 });
+    writeFileSync(join(root, 'etc/ssh/ssh_host_rsa_key'), 'k', { mode: 0o640 });
+    chmodSync(join(root, 'etc/ssh/ssh_host_rsa_key'), 0o640);
+    const keys = ['read:/etc/hostname', 'read:/etc/no-newline', 'read:/etc/empty', 'read:/etc/missing', 'read:/etc/ssh', 'stat:/etc/hostname', 'stat:/etc/ssh', 'stat:/etc/missing', 'stats:/etc/ssh/ssh_host_*_key', 'stats:/etc/none/*'];
+    const p = probeScript(keys, { root, live: false });
+    const f = new Facts(parseProbeOutput(await new LocalRootHost(root).run(p.script), p.nonce), false);
+    expect(f.read('/etc/hostname')).toBe('host\n');
+    expect(f.read('/etc/no-newline')).toBe('a=1\n\tb = "two words"\n');
+    expect(f.read('/etc/empty')).toBe('');
+    expect(f.read('/etc/missing')).toBeNull();
+    expect(f.read('/etc/ssh')).toBeNull(); // a directory is not a file to read
+    const uid = process.getuid!();
+    expect(f.stat('/etc/hostname')).toMatchObject({ path: '/etc/hostname', mode: 0o644 & ~process.umask(), uid, type: 'regular file' });
+    expect(f.stat('/etc/ssh')).toMatchObject({ path: '/etc/ssh', type: 'directory' });
+    expect(f.stat('/etc/missing')).toBeNull();
+    expect(f.stats('/etc/ssh/ssh_host_*_key').map((s) => [s.path, s.mode])).toEqual([
+      ['/etc/ssh/ssh_host_ed25519_key', 0o600],
+      ['/etc/ssh/ssh_host_rsa_key', 0o640],
+    ]);
+    expect(f.stats('/etc/none/*')).toEqual([]);
+  });
+
+  it('reads a kernel parameter where sysctl does, and refuses a key that is not one', () => {
+    expect(probeScript(['sysctl:net.ipv4.conf.all.rp_filter'], { root: '/', live: true }).script).toContain("'rd /proc/sys/net/ipv4/conf/all/rp_filter'");
+    expect(() => probeScript(['sysctl:kernel.x;reboot'], { root: '/', live: true })).toThrow(/unsafe sysctl key/);
   });
 
   it('rejects a glob that could inject shell', () => {
