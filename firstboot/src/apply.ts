@@ -95,9 +95,9 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
     await deps.sys.agentRunning();
     return null;
   }
-  // Reading the socket table costs nothing; asking Docker starts a CLI process, which on a small
-  // instance competes with the container it waits for. So Docker is asked when a port in the
-  // range appears, and otherwise at most every DOCKER_ASK_MS.
+  // Reading the socket table costs nothing; asking Docker (an Engine API call) makes dockerd work
+  // while it starts the container we wait for. So Docker is asked when a port in the range
+  // appears, and otherwise at most every DOCKER_ASK_MS.
   const deadline = Date.now() + (deps.confirmTimeoutMs ?? 30_000);
   const boundInRange = () => [...deps.sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
   let running = false;

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
+import { containerRunning, inspectImageId } from './docker-api.ts';
 
 export const AGENT_CONTAINER = 'syntropy-agent';
 export const AGENT_UNIT = 'syntropy-agent.service';
@@ -64,12 +65,10 @@ const ufwRule = (r: PortRange) => ['proto', 'udp', 'from', 'any', 'to', 'any', '
 export class LiveSystem implements System {
   readonly live = true;
 
+  // Questions go to the Engine API on Docker's socket (docker-api.ts): no CLI process competing
+  // with the container start for a small instance's CPU.
   async imageId(ref: string): Promise<string | null> {
-    try {
-      return (await run('docker', ['image', 'inspect', '--format', '{{.Id}}', ref])).trim();
-    } catch {
-      return null;
-    }
+    return inspectImageId(ref);
   }
 
   async loadImageArchive(file: string): Promise<void> {
@@ -89,9 +88,9 @@ export class LiveSystem implements System {
   }
 
   async startAgent(): Promise<void> {
-    // The unit file was installed at bake time: enabling needs no daemon reload.
-    await run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]);
-    await run('systemctl', ['restart', AGENT_UNIT]);
+    // The unit file was installed at bake time: enabling needs no daemon reload. Enabling (a
+    // symlink for the next boot) and restarting (this boot) are independent: both at once.
+    await Promise.all([run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]), run('systemctl', ['restart', AGENT_UNIT])]);
   }
 
   async stopAgent(): Promise<void> {
@@ -108,7 +107,7 @@ export class LiveSystem implements System {
 
   async agentRunning(): Promise<boolean> {
     try {
-      return (await run('docker', ['inspect', '--format', '{{.State.Running}}', AGENT_CONTAINER])).trim() === 'true';
+      return await containerRunning(AGENT_CONTAINER);
     } catch {
       return false;
     }

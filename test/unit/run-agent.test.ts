@@ -13,7 +13,7 @@ const ID = `sha256:${'a'.repeat(64)}`;
 // Shell metacharacters a token may legally contain (printable ASCII, no spaces).
 const TOKEN = 'tok$(id)`uname`;"quoted"\'x\'$HOME-0123456789';
 
-function setup(envText: string, mode = 0o600, loaded = true, opts: { lockDir?: boolean } = {}) {
+function setup(envText: string, mode = 0o600, loaded = true, opts: { lockDir?: boolean; existing?: boolean; runFails?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'run-agent-'));
   const lock = join(dir, 'agent-image.lock');
   // The lock file as its one writer produces it (record-image / update-agent).
@@ -26,17 +26,22 @@ function setup(envText: string, mode = 0o600, loaded = true, opts: { lockDir?: b
   chmodSync(env, mode);
   const bin = join(dir, 'bin');
   spawnSync('mkdir', [bin]);
+  // A container left by an earlier start holds the name until it is removed (docker run: 125, Conflict).
+  if (opts.existing) writeFileSync(join(dir, 'existing'), '');
   writeFileSync(
     join(bin, 'docker'),
     `#!/bin/bash
 printf '%s\\0' "$@" > "${dir}/argv.$1"
+echo "$1 $2" >> "${dir}/calls"
 case "$1 $2" in
   "image inspect")
     ${loaded ? '' : 'exit 1'}
     [[ "$*" == *'{{.Id}}{{println}}{{range .Config.Entrypoint}}'*'{{range .Config.Cmd}}'* ]] || exit 64
     printf '%s\\n\\n/usr/local/bin/syntropy-agent-test-double\\n\\n' "${ID}" ;;
-  "rm --force") exit 0 ;;
+  "rm --force") rm -f "${dir}/existing"; exit 0 ;;
   run\\ *)
+    ${opts.runFails ? `echo 'docker: Error response from daemon: no space left on device.' >&2; exit 125` : ''}
+    [[ -f "${dir}/existing" ]] && { echo 'docker: Error response from daemon: Conflict. The container name "/syntropy-agent" is already in use.' >&2; exit 125; }
     # Run the loader the container would run, against the env file, with env(1) as the agent.
     args=("$@"); for ((i=0; i<\${#args[@]}; i++)); do [[ "\${args[i]}" == -c ]] && loader="\${args[i+1]}"; done
     loader="\${loader//\\/run\\/syntropy\\/agent.env/${env}}"
@@ -57,7 +62,8 @@ esac
     }
   };
   const containerEnv = () => readFileSync(join(dir, 'container-env'), 'utf8');
-  return { r, argv, containerEnv, env, agentLock, xtablesLock };
+  const calls = () => readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
+  return { r, argv, containerEnv, env, agentLock, xtablesLock, calls };
 }
 
 describe('run-agent', () => {
@@ -90,6 +96,23 @@ describe('run-agent', () => {
     // Inside, the values arrive literally: nothing in the token was run or expanded.
     expect(containerEnv()).toContain(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
     expect(containerEnv()).toContain('SYNTROPY_PORT_RANGE=51820-51830\n');
+  });
+
+  it('starts with one docker run when no container exists, and replaces one an earlier start left', () => {
+    const first = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
+    expect(first.r.status, first.r.stderr).toBe(0);
+    expect(first.calls()).toEqual(['image inspect', 'run --detach']);
+    const again = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { existing: true });
+    expect(again.r.status, again.r.stderr).toBe(0);
+    expect(again.calls()).toEqual(['image inspect', 'run --detach', 'rm --force', 'run --detach']);
+    expect(again.containerEnv()).toContain(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
+  });
+
+  it("fails with Docker's own message when the run fails for another reason", () => {
+    const { r, calls } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { runFails: true });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('no space left on device');
+    expect(calls()).toEqual(['image inspect', 'run --detach', 'rm --force', 'run --detach']);
   });
 
   it('mounts the agent lock as a FILE (the agent os.Create()s it), replacing an empty directory earlier images made', () => {

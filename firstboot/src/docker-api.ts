@@ -1,0 +1,72 @@
+// Read-only questions to Docker through its Engine API on the daemon's unix socket, instead of a
+// `docker` CLI process per question: on a small instance the CLI (a large Go binary) costs seconds
+// of CPU to start, and first boot asks while the agent container is starting on the same CPU.
+// Contract (Docker Engine API reference, docs.docker.com/reference/api/engine): the daemon listens
+// on unix:///var/run/docker.sock; a path without a /v1.xx prefix is served at the daemon's current
+// API version; GET /images/{name}/json returns the image with its "Id" (sha256:...), and
+// GET /containers/{id}/json the container with "State": {"Running": bool}; both answer 404 when
+// the object does not exist. Under systemd, docker.socket holds a connection until dockerd is up.
+import { request } from 'node:http';
+
+export const DOCKER_SOCKET = '/var/run/docker.sock';
+
+export class DockerApiError extends Error {
+  override name = 'DockerApiError';
+}
+
+/** GET `path` on the Docker socket: the parsed JSON body, or null on 404. */
+export function dockerGet(path: string, opts: { socketPath?: string; timeoutMs?: number } = {}): Promise<unknown> {
+  const socketPath = opts.socketPath ?? DOCKER_SOCKET;
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', headers: { Host: 'docker' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode === 404) return resolve(null);
+        if (res.statusCode !== 200) {
+          let message = body.trim();
+          try {
+            message = String((JSON.parse(body) as { message?: unknown }).message ?? message);
+          } catch {
+            /* not JSON: keep the text */
+          }
+          return reject(new DockerApiError(`Docker API GET ${path} answered ${res.statusCode}: ${message.slice(0, 300)}`));
+        }
+        try {
+          resolve(JSON.parse(body));
+        } catch {
+          reject(new DockerApiError(`Docker API GET ${path} answered with something that is not JSON`));
+        }
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new DockerApiError(`Docker API GET ${path}: no answer within ${timeoutMs / 1000} s on ${socketPath}`)));
+    req.on('error', (e) => reject(e instanceof DockerApiError ? e : new DockerApiError(`Docker API GET ${path} on ${socketPath} failed: ${e.message}`)));
+    req.end();
+  });
+}
+
+/**
+ * A reference or name as the docker CLI puts it in the path (name/with/slashes:tag@digest, unescaped);
+ * anything else is refused rather than escaped.
+ */
+function pathName(ref: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$/.test(ref) || ref.split('/').includes('..')) throw new DockerApiError(`not a Docker image or container name: ${JSON.stringify(ref)}`);
+  return ref;
+}
+
+/** The image ID of a local image reference or ID, or null when Docker does not hold it. */
+export async function inspectImageId(ref: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<string | null> {
+  const body = (await dockerGet(`/images/${pathName(ref)}/json`, opts)) as { Id?: unknown } | null;
+  if (body === null) return null;
+  if (typeof body.Id !== 'string') throw new DockerApiError(`Docker API: image ${ref} has no Id`);
+  return body.Id;
+}
+
+/** Whether the named container exists and runs. */
+export async function containerRunning(name: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<boolean> {
+  const body = (await dockerGet(`/containers/${pathName(name)}/json`, opts)) as { State?: { Running?: unknown } } | null;
+  return body?.State?.Running === true;
+}

@@ -1,0 +1,75 @@
+// First boot asks Docker through the Engine API on its unix socket. A server on a socket in a
+// temporary directory answers as the Engine API reference documents: 200 with the object, 404
+// when it does not exist, other codes with {"message": ...}.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { containerRunning, DockerApiError, dockerGet, inspectImageId } from '../../firstboot/src/docker-api.ts';
+
+const ID = `sha256:${'c'.repeat(64)}`;
+let dir: string;
+let socketPath: string;
+let server: Server;
+const seen: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'docker-api-'));
+  socketPath = join(dir, 'docker.sock');
+  server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const reply = (code: number, body: unknown) => {
+      res.writeHead(code, { 'Content-Type': 'application/json' });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    if (req.url === '/images/syntropynet/agent:1.0.0/json' || req.url === `/images/${ID}/json`) return reply(200, { Id: ID, Config: { Entrypoint: ['/agent'] } });
+    if (req.url === '/images/broken:1/json') return reply(200, '{"Id": ');
+    if (req.url === '/images/daemon-error:1/json') return reply(500, { message: 'write /var/lib/docker: no space left on device' });
+    if (req.url === '/containers/syntropy-agent/json') return reply(200, { Id: 'x', State: { Running: true, Status: 'running' } });
+    if (req.url === '/containers/stopped/json') return reply(200, { Id: 'y', State: { Running: false, Status: 'exited' } });
+    if (req.url === '/containers/silent/json') return; // never answers
+    return reply(404, { message: 'No such object' });
+  });
+  await new Promise<void>((r) => server.listen(socketPath, r));
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Docker Engine API client', () => {
+  it('returns the image ID of a reference, unescaped in the path as the docker CLI sends it', async () => {
+    expect(await inspectImageId('syntropynet/agent:1.0.0', { socketPath })).toBe(ID);
+    expect(await inspectImageId(ID, { socketPath })).toBe(ID);
+    expect(seen).toContain('GET /images/syntropynet/agent:1.0.0/json');
+  });
+
+  it('returns null for an image Docker does not hold (404)', async () => {
+    expect(await inspectImageId('syntropynet/agent:9.9.9', { socketPath })).toBeNull();
+  });
+
+  it('names the daemon error and refuses an unusable answer', async () => {
+    await expect(inspectImageId('daemon-error:1', { socketPath })).rejects.toThrow(/answered 500: write \/var\/lib\/docker: no space left on device/);
+    await expect(inspectImageId('broken:1', { socketPath })).rejects.toThrow(/not JSON/);
+  });
+
+  it('refuses a name that would change the request path', async () => {
+    await expect(inspectImageId('../../containers/x', { socketPath })).rejects.toBeInstanceOf(DockerApiError);
+    await expect(inspectImageId('agent/../../containers/x', { socketPath })).rejects.toBeInstanceOf(DockerApiError);
+    await expect(inspectImageId('a b', { socketPath })).rejects.toThrow(/not a Docker image or container name/);
+  });
+
+  it('reads whether a container runs; a missing container is not running', async () => {
+    expect(await containerRunning('syntropy-agent', { socketPath })).toBe(true);
+    expect(await containerRunning('stopped', { socketPath })).toBe(false);
+    expect(await containerRunning('absent', { socketPath })).toBe(false);
+  });
+
+  it('names a missing socket and a daemon that does not answer', async () => {
+    await expect(dockerGet('/_ping', { socketPath: join(dir, 'none.sock') })).rejects.toThrow(/none\.sock failed: connect ENOENT/);
+    await expect(containerRunning('silent', { socketPath, timeoutMs: 200 })).rejects.toThrow(/no answer within 0.2 s/);
+  });
+});
