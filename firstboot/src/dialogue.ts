@@ -1,7 +1,9 @@
 // The first-boot dialogue: token (masked, never echoed), UDP port range (default shown), agent
 // name (default: hostname), optional tags, then a summary showing only the token's last 4
 // characters. Each prompt validates with the shared rules and asks again on a bad answer.
-import { confirm, input, password } from '@inquirer/prompts';
+import confirm from '@inquirer/confirm';
+import input from '@inquirer/input';
+import password from '@inquirer/password';
 import { registerSecret, tokenHint } from './secrets.ts';
 import { checkAgentName, checkToken, DEFAULT_PORT_RANGE, formatRange, parsePortRange, parseTags, type PortRules } from './validate.ts';
 

@@ -12,8 +12,11 @@ apt-get install -y -q --no-install-recommends "${apply_packages[@]}"
 for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/profile.sh units/enable.list firstboot.conf; do
   [[ -f "$src/$f" ]] || { echo "install-firstboot: $src/$f is missing" >&2; exit 1; }
 done
-install -d -m 0755 /usr/lib/syntropy-firstboot /etc/syntropy
+compgen -G "$src/dist/chunks/*.mjs" >/dev/null || { echo "install-firstboot: $src/dist/chunks/ has no modules (scripts/lib/bake/firstboot-stage.ts)" >&2; exit 1; }
+install -d -m 0755 /usr/lib/syntropy-firstboot /usr/lib/syntropy-firstboot/chunks /etc/syntropy
 install -m 0644 "$src/dist/syntropy-firstboot.mjs" /usr/lib/syntropy-firstboot/syntropy-firstboot.mjs
+# Modules the programs import only on some paths (e.g. the AWS SDK's SSM client), and shared ones.
+install -m 0644 "$src"/dist/chunks/*.mjs /usr/lib/syntropy-firstboot/chunks/
 # The reference deployment's route failover (inert without /etc/syntropy/failover.json).
 install -m 0644 "$src/dist/syntropy-route-failover.mjs" /usr/lib/syntropy-firstboot/syntropy-route-failover.mjs
 install -m 0755 "$src/bin/run-agent" /usr/lib/syntropy-firstboot/run-agent

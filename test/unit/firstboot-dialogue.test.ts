@@ -2,7 +2,8 @@
 // again), and the whole flow (summary, decline and re-ask, cancel) with scripted prompts.
 import { describe, expect, it } from 'vitest';
 import { render } from '@inquirer/testing';
-import { input, password } from '@inquirer/prompts';
+import input from '@inquirer/input';
+import password from '@inquirer/password';
 import { agentNamePrompt, portRangePrompt, runDialogue, summary, tagsPrompt, tokenPrompt, type Prompts } from '../../firstboot/src/dialogue.ts';
 import { forgetSecrets } from '../../firstboot/src/secrets.ts';
 import type { PortRules } from '../../firstboot/src/validate.ts';
