@@ -11,7 +11,7 @@ import { assertConfigured, assertFirewallDelta, CONTAINER_PROBE, parseGuestState
 import { runPool } from '../../scripts/lib/boottest/common.ts';
 import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/boottest/report.ts';
 import { selectScenarios, readManifest } from '../../scripts/boot-test.ts';
-import { parseUserData } from '../../firstboot/src/sources.ts';
+import { parseUserData } from '../../firstboot/src/user-data.ts';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -10,7 +10,8 @@ import {
   parseTags,
   type PortRules,
 } from '../../firstboot/src/validate.ts';
-import { ImdsClient, parseUserData, readTokenParameter, SourceError } from '../../firstboot/src/sources.ts';
+import { ImdsClient, readTokenParameter, SourceError } from '../../firstboot/src/sources.ts';
+import { parseUserData } from '../../firstboot/src/user-data.ts';
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 
 const TOKEN = 'sy-tok-9f8e7d6c5b4a3210ZZYX';

@@ -5,7 +5,6 @@ import { recoverInterrupted } from '../apply.ts';
 import type { Env } from '../env.ts';
 import { portRules, readImageSettings } from '../image-settings.ts';
 import { defaultAgentName, instanceId, withLock } from '../instance.ts';
-import { parseUserData } from '../sources.ts';
 import { readState, recordError, writeFileAtomic } from '../state.ts';
 import { applyAndReport, deps, settingsFrom, tokenFromSsm, USER_DATA_LABELS } from './common.ts';
 
@@ -44,7 +43,9 @@ export async function boot(env: Env): Promise<number> {
   }
   if (env.imds) {
     try {
-      const ud = parseUserData(await env.imds.userData());
+      const text = await env.imds.userData();
+      // The YAML library loads only for an instance that has user data.
+      const ud = text === null || text.trim() === '' ? null : (await import('../user-data.ts')).parseUserData(text);
       if (ud) {
         for (const w of ud.warnings) env.con.warn(`Warning: ${w}`);
         const image = readImageSettings(env.p);
