@@ -78,6 +78,12 @@ describe('first-boot units', () => {
     expect(units.get('syntropy-firstboot.service')!.get('Unit.Wants')).toContain('docker.service');
   });
 
+  it('give the units on the dialogue\'s path the CPU first while the system starts', () => {
+    for (const name of ['syntropy-firstboot.service', 'syntropy-firstboot-console@.service']) {
+      expect(Number(units.get(name)!.get('Service.StartupCPUWeight')?.[0]), name).toBeGreaterThan(100);
+    }
+  });
+
   it('undo an interrupted apply before the agent and first boot start, only when a journal exists', () => {
     const r = units.get('syntropy-firstboot-recover.service')!;
     expect(r.get('Service.ExecStart')).toEqual(['/usr/sbin/syntropy-firstboot', 'recover']);
