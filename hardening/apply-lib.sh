@@ -298,12 +298,10 @@ keyonly_accounts_unit() {
 #!/bin/sh
 # Exempts key-only login users (locked password, login shell, UID >= 1000) from password ageing.
 set -eu
-awk -F: '$2 ~ /^[!*]/ { print $1 }' /etc/shadow | while read -r u; do
-  entry=$(getent passwd "$u") || continue
-  uid=$(printf '%s' "$entry" | cut -d: -f3)
-  shell=$(printf '%s' "$entry" | cut -d: -f7)
-  [ "$uid" -ge 1000 ] || continue
-  case "$shell" in *nologin|*false) continue ;; esac
+# One pass over shadow (locked passwords) and the passwd database (UID, shell): it runs at every
+# boot before logins are allowed, so no process per account.
+getent passwd | awk -F: 'NR == FNR { if ($2 ~ /^[!*]/) locked[$1] = 1; next }
+  ($1 in locked) && $3 >= 1000 && $7 !~ /(nologin|false)$/ { print $1 }' /etc/shadow - | while read -r u; do
   chage -M -1 -I -1 "$u"
 done
 SH
