@@ -187,7 +187,7 @@ export function describeSsmFailure(e: unknown): string {
  * Errors name the parameter and what to fix, never the value.
  */
 export async function readTokenParameter(name: string, region: string, makeClient: (region: string) => Promise<SsmLike>): Promise<string> {
-  const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
+  const { GetParameterCommand } = await ssmModule();
   const client = await makeClient(region);
   let res: { Parameter?: { Type?: string; Value?: string } };
   try {
@@ -220,8 +220,22 @@ export async function readTokenParameter(name: string, region: string, makeClien
   return value;
 }
 
+type SsmModule = typeof import('@aws-sdk/client-ssm');
+
+/**
+ * The AWS SDK's SSM module, loaded on demand. Node (and tsx) give a CommonJS module's exports as
+ * named exports; in the image's bundle (esbuild, code splitting) a CommonJS module imported on
+ * demand arrives as its default export only. Both shapes are accepted; anything else is refused.
+ */
+export async function ssmModule(load: () => Promise<unknown> = () => import('@aws-sdk/client-ssm')): Promise<SsmModule> {
+  const m = (await load()) as Partial<SsmModule> & { default?: Partial<SsmModule> };
+  const mod = typeof m.SSMClient === 'function' ? m : m.default;
+  if (typeof mod?.SSMClient !== 'function' || typeof mod.GetParameterCommand !== 'function') throw new SourceError('the AWS SDK SSM client could not be loaded');
+  return mod as SsmModule;
+}
+
 export async function defaultSsmClient(region: string, endpoint?: string): Promise<SsmLike> {
-  const { SSMClient } = await import('@aws-sdk/client-ssm');
+  const { SSMClient } = await ssmModule();
   // Bounded: a silent endpoint costs seconds, not the SDK's defaults (no socket timeout).
   return new SSMClient({ region: region || undefined, maxAttempts: 3, requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 }, ...(endpoint ? { endpoint } : {}) });
 }
