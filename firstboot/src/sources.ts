@@ -4,6 +4,8 @@ import { request } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { checkSsmParameterName, checkToken } from './validate.ts';
 import { registerSecret } from './secrets.ts';
+// Types only (erased from the bundle): the SDK itself is loaded on demand by ssmModule().
+import type { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 export class SourceError extends Error {
   override name = 'SourceError';
@@ -220,7 +222,7 @@ export async function readTokenParameter(name: string, region: string, makeClien
   return value;
 }
 
-type SsmModule = typeof import('@aws-sdk/client-ssm');
+type SsmModule = { SSMClient: typeof SSMClient; GetParameterCommand: typeof GetParameterCommand };
 
 /**
  * The AWS SDK's SSM module, loaded on demand. Node (and tsx) give a CommonJS module's exports as

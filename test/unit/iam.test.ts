@@ -27,8 +27,9 @@ function calls(files: string[]): Set<string> {
   for (const f of files) {
     const text = readFileSync(join(REPO, f), 'utf8');
     const services = new Map<string, string>();
-    // Static imports and dynamic ones (first boot loads the SDK lazily): const { X } = await import('@aws-sdk/client-y').
-    for (const m of text.matchAll(/(?:import|const) \{([^}]*)\} (?:from |= await import\()'@aws-sdk\/client-([\w-]+)'/g)) {
+    // Static imports, type-only ones naming what a lazily loaded module is used for (first boot),
+    // and dynamic ones: const { X } = await import('@aws-sdk/client-y').
+    for (const m of text.matchAll(/(?:import(?: type)?|const) \{([^}]*)\} (?:from |= await import\()'@aws-sdk\/client-([\w-]+)'/g)) {
       for (const name of m[1]!.split(',')) services.set(name.trim().replace(/^type /, ''), IAM_PREFIX[m[2]!] ?? m[2]!);
     }
     for (const m of text.matchAll(/new (\w+)Command\(/g)) {
