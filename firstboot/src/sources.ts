@@ -4,7 +4,8 @@ import { request } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { checkSsmParameterName, checkToken } from './validate.ts';
 import { registerSecret } from './secrets.ts';
-// Types only (erased from the bundle): the SDK itself is loaded on demand by ssmModule().
+// Types only (erased from the bundle), naming the SDK calls this module makes; the SDK itself is
+// loaded on demand through ssm-sdk.ts.
 import type { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 export class SourceError extends Error {
@@ -189,7 +190,7 @@ export function describeSsmFailure(e: unknown): string {
  * Errors name the parameter and what to fix, never the value.
  */
 export async function readTokenParameter(name: string, region: string, makeClient: (region: string) => Promise<SsmLike>): Promise<string> {
-  const { GetParameterCommand } = await ssmModule();
+  const { GetParameterCommand } = await import('./ssm-sdk.ts');
   const client = await makeClient(region);
   let res: { Parameter?: { Type?: string; Value?: string } };
   try {
@@ -222,22 +223,8 @@ export async function readTokenParameter(name: string, region: string, makeClien
   return value;
 }
 
-type SsmModule = { SSMClient: typeof SSMClient; GetParameterCommand: typeof GetParameterCommand };
-
-/**
- * The AWS SDK's SSM module, loaded on demand. Node (and tsx) give a CommonJS module's exports as
- * named exports; in the image's bundle (esbuild, code splitting) a CommonJS module imported on
- * demand arrives as its default export only. Both shapes are accepted; anything else is refused.
- */
-export async function ssmModule(load: () => Promise<unknown> = () => import('@aws-sdk/client-ssm')): Promise<SsmModule> {
-  const m = (await load()) as Partial<SsmModule> & { default?: Partial<SsmModule> };
-  const mod = typeof m.SSMClient === 'function' ? m : m.default;
-  if (typeof mod?.SSMClient !== 'function' || typeof mod.GetParameterCommand !== 'function') throw new SourceError('the AWS SDK SSM client could not be loaded');
-  return mod as SsmModule;
-}
-
 export async function defaultSsmClient(region: string, endpoint?: string): Promise<SsmLike> {
-  const { SSMClient } = await ssmModule();
+  const { SSMClient } = await import('./ssm-sdk.ts');
   // Bounded: a silent endpoint costs seconds, not the SDK's defaults (no socket timeout).
   return new SSMClient({ region: region || undefined, maxAttempts: 3, requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 }, ...(endpoint ? { endpoint } : {}) });
 }
