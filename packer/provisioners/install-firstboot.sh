@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 apply_packages=(nodejs ufw)
 apt-get install -y -q --no-install-recommends "${apply_packages[@]}"
 
-for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/profile.sh units/enable.list firstboot.conf; do
+for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/console-done bin/profile.sh units/enable.list firstboot.conf; do
   [[ -f "$src/$f" ]] || { echo "install-firstboot: $src/$f is missing" >&2; exit 1; }
 done
 compgen -G "$src/dist/chunks/*.mjs" >/dev/null || { echo "install-firstboot: $src/dist/chunks/ has no modules (scripts/lib/bake/firstboot-stage.ts)" >&2; exit 1; }
@@ -20,6 +20,7 @@ install -m 0644 "$src"/dist/chunks/*.mjs /usr/lib/syntropy-firstboot/chunks/
 # The reference deployment's route failover (inert without /etc/syntropy/failover.json).
 install -m 0644 "$src/dist/syntropy-route-failover.mjs" /usr/lib/syntropy-firstboot/syntropy-route-failover.mjs
 install -m 0755 "$src/bin/run-agent" /usr/lib/syntropy-firstboot/run-agent
+install -m 0755 "$src/bin/console-done" /usr/lib/syntropy-firstboot/console-done
 install -m 0644 "$src/bin/profile.sh" /etc/profile.d/syntropy-firstboot.sh
 cat > /usr/sbin/syntropy-firstboot <<'SH'
 #!/bin/sh
@@ -33,6 +34,12 @@ install -m 0644 "$src/firstboot.conf" /etc/syntropy/firstboot.conf
 
 for unit in "$src"/units/*.service; do
   install -m 0644 "$unit" "/usr/lib/systemd/system/$(basename "$unit")"
+done
+# Drop-ins for units of the system (the consoles' gettys give way to the setup dialogue).
+for dropin in "$src"/units/*.d/*.conf; do
+  dir="/usr/lib/systemd/system/$(basename "$(dirname "$dropin")")"
+  install -d -m 0755 "$dir"
+  install -m 0644 "$dropin" "$dir/$(basename "$dropin")"
 done
 systemctl daemon-reload
 grep -vE '^[[:space:]]*(#|$)' "$src/units/enable.list" | while read -r unit; do

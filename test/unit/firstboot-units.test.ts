@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { spawnSync } from 'node:child_process';
 import { main } from '../../firstboot/src/cli.ts';
 import { paths, writeJournal } from '../../firstboot/src/state.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
@@ -76,6 +77,47 @@ describe('first-boot units', () => {
     expect(before).not.toContain('docker.service');
     expect(before).not.toContain('cloud-config.service');
     expect(units.get('syntropy-firstboot.service')!.get('Unit.Wants')).toContain('docker.service');
+  });
+
+  it('never hold boot for an answer at the console, and give the console to the getty around the dialogue', () => {
+    const c = units.get('syntropy-firstboot-console@.service')!;
+    // A oneshot's start job lasts until the dialogue ends: multi-user.target, and cloud-init's
+    // final stage after it, would wait for a human (up to the start timeout).
+    expect(c.get('Service.Type')).toEqual(['exec']);
+    expect(c.get('Service.TimeoutStartSec')).toBeUndefined();
+    expect(c.get('Service.RuntimeMaxSec')).toEqual(['15min']);
+    expect(c.get('Unit.Before')).toContain('getty-pre.target');
+    const marker = '/run/syntropy/console-%i.active';
+    expect(c.get('Service.ExecStartPre')).toEqual(['/usr/bin/touch', marker]);
+    expect(c.get('Service.ExecStopPost')).toEqual(['-/usr/lib/syntropy-firstboot/console-done', '%i']);
+    for (const getty of ['getty@.service.d', 'serial-getty@.service.d']) {
+      const d = parseUnit(readFileSync(join(DIR, getty, 'syntropy-firstboot.conf'), 'utf8'));
+      expect(d.get('Unit.ConditionPathExists'), getty).toEqual([`!${marker.replace('%i', '%I')}`]);
+    }
+  });
+
+  const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0;
+  it.runIf(canUnshare)('console-done removes the marker and starts the console\'s own getty', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'fake-systemctl-'));
+    const log = join(bin, 'calls');
+    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${log}\n`, { mode: 0o755 });
+    const run = (tty: string) =>
+      spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /run && mkdir /run/syntropy && touch /run/syntropy/console-${tty}.active && ${join(REPO, 'firstboot/bin/console-done')} ${tty}; rc=$?; test ! -e /run/syntropy/console-${tty}.active || echo marker-left; exit $rc`], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+    for (const tty of ['ttyS0', 'tty1']) {
+      const r = run(tty);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).not.toContain('marker-left');
+    }
+    expect(readFileSync(log, 'utf8')).toBe('--no-block start serial-getty@ttyS0.service\n--no-block start getty@tty1.service\n');
+    for (const name of ['tty1/../x', 'console', 'tty']) {
+      const bad = spawnSync(join(REPO, 'firstboot/bin/console-done'), [name], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+      expect(bad.status, name).toBe(2);
+      expect(bad.stderr).toContain('not a terminal name');
+    }
+    expect(readFileSync(log, 'utf8').split('\n').length).toBe(3);
   });
 
   it('give the units on the dialogue\'s path the CPU first while the system starts', () => {
