@@ -17,15 +17,10 @@ import { Console } from './secrets.ts';
 import { ImdsClient, SourceError } from './sources.ts';
 import { paths } from './state.ts';
 import { LiveSystem, PlanSystem } from './system.ts';
-import { boot, recover } from './commands/boot.ts';
-import { configure, type ConfigureFlags } from './commands/configure.ts';
-import { consoleDialogue } from './commands/console.ts';
-import { recordImage } from './commands/record-image.ts';
-import { status } from './commands/status.ts';
-import { updateAgent } from './commands/update-agent.ts';
+import type { ConfigureFlags } from './commands/configure.ts';
 
 export type { Env };
-export { updateAgent };
+export { updateAgent } from './commands/update-agent.ts';
 
 // ---------------------------------------------------------------- entry
 
@@ -127,22 +122,24 @@ async function runMain(argv: string[], io: MainIO, con: Console): Promise<number
       agentName: values['agent-name'],
       tags: values.tags,
     };
+    // Each command's module loads when it runs: Node parses every byte it loads, and at boot
+    // three of these processes (boot, a console per terminal) start on a small instance's CPU.
     switch (command) {
       case 'configure':
       case 'reconfigure':
-        return await configure(env, flags);
+        return await (await import('./commands/configure.ts')).configure(env, flags);
       case 'status':
-        return await status(env, values.json === true);
+        return await (await import('./commands/status.ts')).status(env, values.json === true);
       case 'update-agent':
-        return await updateAgent(env, values.image, values.archive);
+        return await (await import('./commands/update-agent.ts')).updateAgent(env, values.image, values.archive);
       case 'recover':
-        return await recover(env);
+        return await (await import('./commands/boot.ts')).recover(env);
       case 'boot':
-        return await boot(env);
+        return await (await import('./commands/boot.ts')).boot(env);
       case 'console':
-        return await consoleDialogue(env);
+        return await (await import('./commands/console.ts')).consoleDialogue(env);
       case 'record-image':
-        return await recordImage(env, values.image, values.digest, values.source);
+        return await (await import('./commands/record-image.ts')).recordImage(env, values.image, values.digest, values.source);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)} (configure, reconfigure, status, update-agent, recover, boot, console)`);
     }
