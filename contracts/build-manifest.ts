@@ -22,6 +22,11 @@ const LocalBase = z
     inputs_hash: z.string(),
     reused: z.boolean(),
     accelerator: z.enum(['kvm', 'tcg']),
+    /** The hardened layer qemu.local booted (scripts/lib/bake/layer.ts); absent in builds before it. */
+    hardened_layer: z
+      .object({ key: z.string().regex(/^[a-f0-9]{16}$/), path: z.string(), sha256: z.string().regex(/^[a-f0-9]{64}$/), reused: z.boolean() })
+      .strict()
+      .optional(),
   })
   .strict();
 const AmiBase = z.object({ kind: z.literal('ami'), imageId: z.string().regex(AMI_ID), name: z.string(), creationDate: z.string() }).strict();

@@ -1,11 +1,11 @@
 # The two targets. Both run the same provisioner list (build.pkr.hcl).
 
 # Local: the project's own Debian 13 base disk under QEMU. The guest's 169.254.169.254:80 is
-# forwarded to the IMDS double on loopback (qemu_netdev), so nothing leaves the machine.
-source "qemu" "local" {
+# forwarded to the IMDS double on loopback (qemu_netdev), so nothing leaves the machine. The
+# build block names two guests of this source: qemu.layer (base disk -> cached hardened layer)
+# and qemu.local (that layer -> the image); each sets the disk it boots and where it writes.
+source "qemu" "guest" {
   disk_image       = true
-  iso_url          = var.qemu_base_disk
-  iso_checksum     = "sha256:${var.qemu_base_disk_sha256}"
   use_backing_file = false
   disk_size        = "${var.disk_gib}G"
   format           = "qcow2"
@@ -18,8 +18,6 @@ source "qemu" "local" {
   cpus               = var.qemu_cpus
   memory             = var.qemu_memory_mib
   headless           = var.qemu_headless
-  vm_name            = "${var.image_name}.qcow2"
-  output_directory   = var.qemu_output_directory
   qemuargs = concat([
     ["-netdev", var.qemu_netdev],
     ["-smbios", var.qemu_smbios],
@@ -30,7 +28,6 @@ source "qemu" "local" {
   ssh_username         = var.ssh_username
   ssh_private_key_file = var.qemu_ssh_private_key_file
   ssh_timeout          = var.qemu_ssh_timeout
-  shutdown_command     = "sudo sh -c 'truncate -s 0 /run/syntropy-build/image/var/log/sudo.log; systemctl poweroff'"
   shutdown_timeout     = "5m"
 }
 

@@ -158,6 +158,24 @@ variable "qemu_serial_log" {
   default     = "/dev/null"
 }
 
+variable "qemu_layer_disk" {
+  type        = string
+  description = "Path of the hardened layer (qcow2) qemu.local boots: qemu.layer's output, cached by key."
+  default     = ""
+}
+
+variable "qemu_layer_disk_sha256" {
+  type        = string
+  description = "sha256 of the hardened layer, checked by Packer before booting it."
+  default     = ""
+}
+
+variable "qemu_layer_output_directory" {
+  type        = string
+  description = "Directory qemu.layer writes the hardened layer into (must not exist)."
+  default     = ""
+}
+
 variable "qemu_output_directory" {
   type        = string
   description = "Directory Packer writes the qcow2 into (must not exist)."

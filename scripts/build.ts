@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // `npm run build [-- --target local|aws] [--config FILE] [--set key=value] [--accel auto|kvm|tcg] [--dry-run]`
 // Bakes the image: validated config -> base disk and agent image -> Packer -> build manifest.
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { $ } from 'zx';
@@ -12,7 +12,8 @@ import { info, phase } from './lib/cli/log.ts';
 import { REPO } from './lib/paths.ts';
 import { PreflightError, requireBinaries, requireFreeSpace } from './lib/bake/preflight.ts';
 import { SUITE_VERSION, supportStatus } from './lib/bake/support.ts';
-import { detectPacker, ec2EndpointFromEnv, packerVars, PACKER_ONLY, stageDockerKey, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
+import { findLayer, layerInputs, layerKey, layerWorkDir, releaseDigests, releaseUrls, storeLayer, type Layer } from './lib/bake/layer.ts';
+import { detectPacker, ec2EndpointFromEnv, packerVars, provisionerEnv, PACKER_ONLY, stageDockerKey, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
 import { ensureBaseDisk } from './lib/bake/base-disk.ts';
 import { ensureAgentDouble } from './lib/bake/agent-double.ts';
 import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
@@ -50,12 +51,12 @@ const REQUIRED_BINARIES: Record<Config['target'], string[]> = {
 };
 
 /** Streams Packer's output with timestamps and marks each provisioner step as a phase. */
-async function runPacker(args: string[], cwd: string, logFile: string, durations: Record<string, number>): Promise<void> {
+async function runPacker(args: string[], cwd: string, logFile: string, durations: Record<string, number>, prefix = 'packer'): Promise<void> {
   const log: string[] = [];
   let current: { name: string; t0: number } | null = null;
   let step = 0;
   const close = () => {
-    if (current) durations[`packer:${current.name}`] = Math.round((Date.now() - current.t0) / 100) / 10;
+    if (current) durations[`${prefix}:${current.name}`] = Math.round((Date.now() - current.t0) / 100) / 10;
     current = null;
   };
   const child = execa('packer', args, { cwd, all: true, reject: false, env: { PACKER_NO_COLOR: '1', CHECKPOINT_DISABLE: '1' } });
@@ -118,6 +119,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
         serialLog: join(finalDir, 'serial.log'),
         outputDir: join(finalDir, 'image'),
         sshKeyFile: placeholder,
+        layer: { key: placeholder, disk: placeholder, sha256: placeholder, outputDir: placeholder },
       };
     }
     process.stdout.write(`# resolved config (${sources.join(' -> ')}), sha256 ${configHash}\n`);
@@ -154,7 +156,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     stageKeys(cfg, ctx.keysDir);
     const dockerKey = await stageDockerKey(cfg, ctx.keysDir);
     if (dockerKey) info(`docker: Docker's repository key ${dockerKey} fetched and matches docker.ce_key_fingerprint`);
-    const staged = stageHardening(cfg, ctx.hardeningDir, buildId);
+    const staged = stageHardening(cfg, ctx.hardeningDir);
     info(`hardening: ${staged.controls} catalog entries rendered into ${ctx.hardeningDir}/apply.sh`);
     const templateDir = join(partialDir, 'stage', 'packer');
     stageTemplates(templateDir, flavor);
@@ -181,6 +183,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
         serialLog: join(partialDir, 'serial.log'),
         outputDir: join(partialDir, 'image'),
         sshKeyFile: key.privateKey,
+        layer: { key: '', disk: '', sha256: '', outputDir: '' },
       };
       baseImage = { kind: 'local-base-disk', path: base.qcow2, sha256: base.sha256, kernel: base.kernel, inputs_hash: base.hash, reused: base.reused, accelerator: accel.accel };
     } else {
@@ -201,8 +204,35 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     }
 
     const varFile = join(partialDir, 'stage', 'variables.pkrvars.json');
-    writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
     if (flavor.modern) await phase(durations, 'packer-init', () => runPacker(['init', '.'], templateDir, join(partialDir, 'packer-init.log'), durations));
+    let layer: Layer | null = null;
+    if (ctx.local) {
+      // The hardened layer: found under its key, or made now by qemu.layer (scripts/lib/bake/layer.ts).
+      const local = ctx.local;
+      const release = await phase(durations, 'layer-key', () => releaseDigests(releaseUrls(cfg)));
+      const { nonce } = JSON.parse(readFileSync(join(ctx.hardeningDir, 'probe.json'), 'utf8')) as { nonce: string };
+      const inputs = layerInputs({ cfg, baseDiskSha256: local.baseDiskSha256, release, keysDir: ctx.keysDir, hardeningDir: ctx.hardeningDir, probeNonce: nonce, env: provisionerEnv(cfg, ctx) });
+      local.layer.key = layerKey(inputs);
+      layer = findLayer(local.layer.key);
+      if (layer) {
+        info(`hardened layer: reusing ${layer.qcow2} (key ${layer.key}; Packer checks its sha256, open-layer.sh its key)`);
+      } else {
+        info(`hardened layer: none for key ${local.layer.key}; qemu.layer builds it from the base disk`);
+        local.layer.outputDir = layerWorkDir(local.layer.key);
+        writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
+        try {
+          await phase(durations, 'packer-layer', () =>
+            runPacker(['build', '-color=false', '-only=qemu.layer', `-var-file=${varFile}`, '.'], templateDir, join(partialDir, 'packer-layer.log'), durations, 'layer'),
+          );
+          layer = await phase(durations, 'store-layer', () => storeLayer(local.layer.key, local.layer.outputDir, inputs, nonce));
+        } finally {
+          rmSync(local.layer.outputDir, { recursive: true, force: true });
+        }
+      }
+      local.layer.disk = layer.qcow2;
+      local.layer.sha256 = layer.sha256;
+    }
+    writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
     await phase(durations, 'packer', () =>
       runPacker(['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'], templateDir, join(partialDir, 'packer.log'), durations),
     );
@@ -220,7 +250,8 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
       if (!flavor.modern) await phase(durations, 'imds-v2-only', () => requireImdsV2(amis));
       outputs = { amis };
     }
-    const { baseline, hardened } = await phase(durations, 'compliance-reports', async () => buildReports(cfg, partialDir, ctx.hardeningDir));
+    // A reused layer's baseline facts were recorded by its own build's probe (its nonce).
+    const { baseline, hardened } = await phase(durations, 'compliance-reports', async () => buildReports(cfg, partialDir, ctx.hardeningDir, layer?.baselineNonce));
     if (!hardened) throw new Error('the guest recorded no compliance facts (collect-manifest.sh did not run the probe)');
     const s = hardened.summary;
     info(
@@ -234,6 +265,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     }
     durations.total = Math.round((Date.now() - t0) / 100) / 10;
     if (!baseImage) throw new Error('internal: the base image was not recorded');
+    if (baseImage.kind === 'local-base-disk' && layer) baseImage.hardened_layer = { key: layer.key, path: layer.qcow2, sha256: layer.sha256, reused: layer.reused };
     const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir, compliance: { hardened, baseline } });
     // End of life, on what the image holds: the OS release it reports and the engine installed.
     const support = supportStatus(manifest.os.version_id, manifest.packages, today);

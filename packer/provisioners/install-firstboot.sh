@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Installs Debian's nodejs and the first-boot service (bundle, helpers, units, login hook).
+# Installs the first-boot service (bundle, helpers, units, login hook) on the nodejs and ufw
+# install-node.sh installed.
 # Why: first boot asks for the agent token and UDP range, or reads them from user data or SSM.
 set -euo pipefail
 src="${SYNTROPY_STAGING:?}/firstboot"
-
-export DEBIAN_FRONTEND=noninteractive
-# ufw: first boot owns the rule that opens the agent's UDP range (hardening owns the policy).
-apply_packages=(nodejs ufw)
-apt-get install -y -q --no-install-recommends "${apply_packages[@]}"
+for tool in node ufw; do
+  command -v "$tool" >/dev/null || { echo "install-firstboot: $tool is missing (install-node.sh runs before this)" >&2; exit 1; }
+done
 
 for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/console-done bin/profile.sh units/enable.list firstboot.conf; do
   [[ -f "$src/$f" ]] || { echo "install-firstboot: $src/$f is missing" >&2; exit 1; }

@@ -14,10 +14,10 @@ export function catalogFor(cfg: Config): CatalogEntry[] {
 }
 
 /** Writes apply.sh and probe.sh (+ probe.json, its nonce) into `dir`, which Packer uploads. */
-export function stageHardening(cfg: Config, dir: string, buildId: string): { controls: number } {
+export function stageHardening(cfg: Config, dir: string): { controls: number } {
   mkdirSync(dir, { recursive: true });
   const entries = catalogFor(cfg);
-  writeFileSync(join(dir, 'apply.sh'), renderApply(entries, { buildId }), { mode: 0o755 });
+  writeFileSync(join(dir, 'apply.sh'), renderApply(entries), { mode: 0o755 });
   // The in-build scan judges the image as it will ship (offline: configuration, not this boot's runtime).
   const probe = probeScript(entries.filter((c) => !c.manual && !c.disabled).flatMap((c) => c.needs), { root: '/', live: false });
   writeFileSync(join(dir, 'probe.sh'), probe.script);
@@ -49,14 +49,15 @@ export function judgeRecorded(cfg: Config, raw: string, nonce: string, phase: st
 }
 
 /** Baseline and hardened reports next to the build manifest (reports/compliance*.{json,junit.xml,md}). */
-export function buildReports(cfg: Config, buildDir: string, stageDir: string): { baseline: Report | null; hardened: Report | null } {
+/** `baselineNonce`: the nonce of the probe that recorded the baseline, when an earlier build did (a reused hardened layer). */
+export function buildReports(cfg: Config, buildDir: string, stageDir: string, baselineNonce?: string): { baseline: Report | null; hardened: Report | null } {
   const { nonce } = JSON.parse(readFileSync(join(stageDir, 'probe.json'), 'utf8')) as { nonce: string };
   const reports = join(buildDir, 'reports');
   const read = (f: string) => (existsSync(join(buildDir, f)) ? readFileSync(join(buildDir, f), 'utf8') : null);
   const rawBase = read('compliance-baseline.raw');
   const rawHard = read('compliance-hardened.raw');
   const entries = catalogFor(cfg);
-  const baseline = rawBase === null ? null : judgeRecorded(cfg, rawBase, nonce, 'baseline (before hardening)', entries);
+  const baseline = rawBase === null ? null : judgeRecorded(cfg, rawBase, baselineNonce ?? nonce, 'baseline (before hardening)', entries);
   const hardened = rawHard === null ? null : judgeRecorded(cfg, rawHard, nonce, cfg.hardening.enabled ? 'hardened image' : 'image (hardening disabled)', entries);
   if (baseline) writeReport(reports, 'compliance-baseline', baseline);
   if (hardened) writeReport(reports, 'compliance', hardened, baseline ?? undefined);

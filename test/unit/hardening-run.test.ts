@@ -166,7 +166,7 @@ describe('hosts', () => {
 });
 
 describe('rendered apply script', () => {
-  const script = renderApply(cat, { buildId: 't' });
+  const script = renderApply(cat);
 
   it('passes bash -n and shellcheck', () => {
     const dir = mkdtempSync(join(tmpdir(), 'apply-'));
@@ -190,7 +190,7 @@ describe('rendered apply script', () => {
   });
 
   it('leaves controls off that config turns off, and applies no exception', () => {
-    const off = renderApply(catalog({ sshPort: 2222, sshUser: 'admin' }, { levels: ['l1_server'], sections: { '4': false }, controls: {}, exceptions: [] }), { buildId: 't' });
+    const off = renderApply(catalog({ sshPort: 2222, sshUser: 'admin' }, { levels: ['l1_server'], sections: { '4': false }, controls: {}, exceptions: [] }));
     expect(off).toContain("4.1.2 | SKIP | Ensure ufw service is configured (section 4 disabled");
     expect(off).not.toContain('ufw_base_policy 2222');
     expect(off).not.toContain('70-syntropy-router.conf');

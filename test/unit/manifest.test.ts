@@ -139,5 +139,10 @@ describe('bench: warm or cold, from the manifest', () => {
     expect(bakeKind({ ...manifest, base_image: { ...base, reused: true }, durations_s: { 'base-disk': 0.1, 'agent-image': 0.2 } })).toBe('warm');
     expect(bakeKind({ ...manifest, base_image: { ...base, reused: false }, durations_s: { 'base-disk': 81.2, 'agent-image': 0.2 } })).toBe('cold');
     expect(bakeKind({ ...manifest, base_image: { ...base, reused: true }, durations_s: { 'base-disk': 0.1, 'agent-image': 48 } })).toBe('cold');
+    // The hardened layer: built in this bake, or booted from the cache.
+    const layer = { key: '0123456789abcdef', path: '/c/layers/0123456789abcdef/layer.qcow2', sha256: 'e'.repeat(64) };
+    expect(bakeKind({ ...manifest, base_image: { ...base, reused: true, hardened_layer: { ...layer, reused: false } }, durations_s: { 'agent-image': 0.2 } })).toBe('layer');
+    expect(bakeKind({ ...manifest, base_image: { ...base, reused: true, hardened_layer: { ...layer, reused: true } }, durations_s: { 'agent-image': 0.2 } })).toBe('warm');
+    expect(bakeKind({ ...manifest, base_image: { ...base, reused: false, hardened_layer: { ...layer, reused: false } }, durations_s: { 'agent-image': 0.2 } })).toBe('cold');
   });
 });

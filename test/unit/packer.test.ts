@@ -29,6 +29,7 @@ function ctx(withLocal = true): BuildContext {
           serialLog: '/out/b/serial.log',
           outputDir: '/out/b/image',
           sshKeyFile: '/out/b/stage/key/id_ed25519',
+          layer: { key: '0123456789abcdef', disk: '/cache/layers/0123456789abcdef/layer.qcow2', sha256: 'e'.repeat(64), outputDir: '/cache/layers/.tmp-0123456789abcdef-1' },
         }
       : undefined,
   };
@@ -166,14 +167,17 @@ describe('Packer templates', () => {
       c.keysDir = join(REPO, 'packer', 'keys');
       if (c.local) {
         c.local.baseDisk = join(REPO, 'package.json');
+        c.local.layer.disk = join(REPO, 'package.json');
         c.local.sshKeyFile = join(dir, 'id_ed25519');
         spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', c.local.sshKeyFile]);
       }
       const varFile = join(dir, 'v.pkrvars.json');
       writeFileSync(varFile, JSON.stringify(packerVars(config, c)));
-      const only = target === 'local' ? 'qemu.local' : 'amazon-ebs.aws';
-      const r = spawnSync('packer', ['validate', `-only=${only}`, `-var-file=${varFile}`, '.'], { cwd: dir, encoding: 'utf8', env: { ...process.env, CHECKPOINT_DISABLE: '1' } });
-      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+      // The local target is two guests: the hardened layer, then the image from it.
+      for (const only of target === 'local' ? ['qemu.layer', 'qemu.local'] : ['amazon-ebs.aws']) {
+        const r = spawnSync('packer', ['validate', `-only=${only}`, `-var-file=${varFile}`, '.'], { cwd: dir, encoding: 'utf8', env: { ...process.env, CHECKPOINT_DISABLE: '1' } });
+        expect(r.status, `${only}: ${r.stdout}${r.stderr}`).toBe(0);
+      }
     });
   }
 });

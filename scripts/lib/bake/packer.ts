@@ -82,6 +82,8 @@ export interface BuildContext {
     serialLog: string;
     outputDir: string;
     sshKeyFile: string;
+    /** The hardened layer (scripts/lib/bake/layer.ts): its key, and its disk once built or found. */
+    layer: { key: string; disk: string; sha256: string; outputDir: string };
   };
   /** Packer 1.6.6 on aws: the ed25519 key pair the build imported (bake/build-key.ts). */
   awsKey?: { name: string; privateKeyFile: string };
@@ -109,11 +111,15 @@ export const PROVISIONER_VARS = {
   'update-system.sh': [],
   'install-rootfs.sh': ['SYNTROPY_STAGING'],
   'install-docker.sh': ['SYNTROPY_STAGING', 'DOCKER_ADDRESS_POOLS', 'DOCKER_LOG_MAX_SIZE', 'DOCKER_LOG_MAX_FILE', 'DOCKER_SOURCE', 'DOCKER_CE_REPO', 'DOCKER_CE_SUITE'],
+  'install-node.sh': [],
   'install-firstboot.sh': ['SYNTROPY_STAGING'],
   'install-ssm-agent.sh': ['SYNTROPY_STAGING', 'SSM_AGENT_VERSION', 'SSM_AGENT_REGION', 'SSM_AGENT_BASE_URL'],
   'preload-agent.sh': ['SYNTROPY_TARGET', 'SYNTROPY_STAGING', 'AGENT_REF', 'AGENT_DIGEST', 'AGENT_REGISTRY_MIRROR'],
   'probe-compliance.sh': ['SYNTROPY_STAGING'],
   'harden.sh': ['SYNTROPY_STAGING', 'HARDENING_ENABLED'],
+  'save-layer.sh': ['LAYER_KEY'],
+  'open-layer.sh': ['LAYER_KEY', 'SYNTROPY_STAGING'],
+  'init-aide.sh': ['SYNTROPY_STAGING', 'HARDENING_ENABLED'],
   'check-updates.sh': [],
   'sanitize.sh': ['SYNTROPY_STAGING'],
   'collect-manifest.sh': [],
@@ -140,6 +146,7 @@ export function provisionerValues(cfg: Config, ctx: BuildContext): Record<string
     SSM_AGENT_REGION: cfg.aws.region,
     SSM_AGENT_BASE_URL: cfg.aws.ssm_agent_base_url,
     AGENT_REGISTRY_MIRROR: cfg.agent.registry_mirror,
+    LAYER_KEY: ctx.local?.layer.key ?? '',
   };
 }
 
@@ -185,6 +192,9 @@ export function packerVars(cfg: Config, ctx: BuildContext): PackerVars {
       qemu_smbios: ctx.local.smbios,
       qemu_serial_log: ctx.local.serialLog,
       qemu_output_directory: ctx.local.outputDir,
+      qemu_layer_disk: ctx.local.layer.disk,
+      qemu_layer_disk_sha256: ctx.local.layer.sha256,
+      qemu_layer_output_directory: ctx.local.layer.outputDir,
       qemu_ssh_private_key_file: ctx.local.sshKeyFile,
       qemu_ssh_timeout: cfg.local.ssh_timeout,
       qemu_headless: cfg.local.headless,
