@@ -80,7 +80,10 @@ export class LiveSystem implements System {
   }
 
   async firewallAllowUdp(range: PortRange): Promise<void> {
-    await run('ufw', ['allow', ...ufwRule(range), 'comment', 'syntropy-agent wireguard']);
+    // Runs alongside the container start (applyConfiguration) at the lowest CPU priority: ufw's
+    // Python and its ~27 iptables calls (~2 s of CPU on one small vCPU) use what the container
+    // start leaves idle instead of delaying it. The apply still waits for both.
+    await run('nice', ['-n', '19', 'ufw', 'allow', ...ufwRule(range), 'comment', 'syntropy-agent wireguard']);
   }
 
   async firewallDeleteUdp(range: PortRange): Promise<void> {
