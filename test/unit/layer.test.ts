@@ -186,6 +186,10 @@ describe('layer cache', () => {
     // Without its disk, no layer.
     writeFileSync(join(root, key, 'meta.json'), JSON.stringify(meta));
     expect(findLayer(key, root)).not.toBeNull();
+    // A meta.json cut short is no layer either (rebuilt, not a crash of the build).
+    writeFileSync(join(root, key, 'meta.json'), JSON.stringify(meta).slice(0, 40));
+    expect(findLayer(key, root)).toBeNull();
+    writeFileSync(join(root, key, 'meta.json'), JSON.stringify(meta));
     spawnSync('rm', [join(root, key, 'layer.qcow2')]);
     expect(findLayer(key, root)).toBeNull();
   });

@@ -173,8 +173,13 @@ export function findLayer(key: string, root = layersRoot()): Layer | null {
   const metaFile = join(dir, 'meta.json');
   const qcow2 = join(dir, 'layer.qcow2');
   if (!existsSync(metaFile) || !existsSync(qcow2)) return null;
-  const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as LayerMeta;
-  if (meta.key !== key || !/^[a-f0-9]{64}$/.test(meta.sha256) || !meta.baseline_nonce) return null;
+  let meta: LayerMeta;
+  try {
+    meta = JSON.parse(readFileSync(metaFile, 'utf8')) as LayerMeta;
+  } catch {
+    return null; // damaged (stored layers get it complete, before the rename): qemu.layer makes it again
+  }
+  if (meta?.key !== key || !/^[a-f0-9]{64}$/.test(meta.sha256) || !meta.baseline_nonce) return null;
   return { key, qcow2, sha256: meta.sha256, baselineNonce: meta.baseline_nonce, reused: true };
 }
 
