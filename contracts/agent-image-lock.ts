@@ -16,15 +16,43 @@ export const AgentImageLockSchema = z
     /** Docker's image ID of the preloaded image: what first boot verifies and runs. */
     id: z.string().regex(SHA256, 'sha256:<64 hex>'),
     source: z.enum(['archive', 'registry']),
+    /**
+     * The image's own Entrypoint followed by its Cmd (Docker's image config), which run-agent
+     * execs after its env loader. Recorded so the agent's start asks Docker nothing beforehand (a
+     * `docker image inspect` costs ~1 s of CPU on a small instance). Determined by `id` (the
+     * config's digest). Absent in locks written before it; run-agent then asks Docker.
+     */
+    exec: z.array(z.string().regex(/^[^\0]*$/, 'no NUL characters')).min(1, 'the image has no entrypoint or command').optional(),
   })
   .strict();
 export type AgentImageLock = z.infer<typeof AgentImageLockSchema>;
 
-const KEYS = { ref: 'AGENT_IMAGE_REF', digest: 'AGENT_IMAGE_DIGEST', id: 'AGENT_IMAGE_ID', source: 'AGENT_IMAGE_SOURCE' } as const;
+const KEYS = { ref: 'AGENT_IMAGE_REF', digest: 'AGENT_IMAGE_DIGEST', id: 'AGENT_IMAGE_ID', source: 'AGENT_IMAGE_SOURCE', exec: 'AGENT_IMAGE_EXEC' } as const;
+
+/**
+ * AGENT_IMAGE_EXEC's value: base64 of the arguments, each ended by a NUL byte. Any argument
+ * survives it (spaces, quotes, newlines), and run-agent reads it back with sed, base64 -d and
+ * mapfile -d '' (no eval).
+ */
+export function encodeExec(args: string[]): string {
+  return Buffer.from(args.map((a) => `${a}\0`).join(''), 'utf8').toString('base64');
+}
+
+export function decodeExec(value: string): string[] | string {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return 'not base64';
+  const text = Buffer.from(value, 'base64').toString('utf8');
+  if (!text.endsWith('\0')) return 'the arguments do not end with a NUL byte';
+  return text.slice(0, -1).split('\0');
+}
 
 export function parseAgentImageLock(text: string, file: string): AgentImageLock {
   const kv = parseKeyValues(text);
-  const raw = Object.fromEntries(Object.entries(KEYS).map(([field, key]) => [field, kv[key]]));
+  const raw: Record<string, unknown> = Object.fromEntries(Object.entries(KEYS).map(([field, key]) => [field, kv[key]]));
+  if (typeof raw.exec === 'string') {
+    const args = decodeExec(raw.exec);
+    if (typeof args === 'string') throw new ContractError(`${file}: ${KEYS.exec}: ${args}`);
+    raw.exec = args;
+  }
   try {
     return parseContract(AgentImageLockSchema, raw, file);
   } catch (e) {
@@ -37,5 +65,11 @@ export function parseAgentImageLock(text: string, file: string): AgentImageLock 
 
 export function formatAgentImageLock(lock: AgentImageLock, comment: string): string {
   const l = parseContract(AgentImageLockSchema, lock, 'agent image lock');
-  return formatKeyValues(comment, { [KEYS.ref]: l.ref, [KEYS.digest]: l.digest, [KEYS.id]: l.id, [KEYS.source]: l.source });
+  return formatKeyValues(comment, {
+    [KEYS.ref]: l.ref,
+    [KEYS.digest]: l.digest,
+    [KEYS.id]: l.id,
+    [KEYS.source]: l.source,
+    ...(l.exec ? { [KEYS.exec]: encodeExec(l.exec) } : {}),
+  });
 }

@@ -59,10 +59,28 @@ function pathName(ref: string): string {
 
 /** The image ID of a local image reference or ID, or null when Docker does not hold it. */
 export async function inspectImageId(ref: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<string | null> {
-  const body = (await dockerGet(`/images/${pathName(ref)}/json`, opts)) as { Id?: unknown } | null;
+  return (await inspectImage(ref, opts))?.id ?? null;
+}
+
+const stringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/**
+ * The image's ID and what a container of it runs: its Config.Entrypoint then Config.Cmd (each a
+ * list of strings, or null when unset), as `docker run` without --entrypoint would. Null when
+ * Docker does not hold the image.
+ */
+export async function inspectImage(ref: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<{ id: string; exec: string[] } | null> {
+  const body = (await dockerGet(`/images/${pathName(ref)}/json`, opts)) as { Id?: unknown; Config?: { Entrypoint?: unknown; Cmd?: unknown } | null } | null;
   if (body === null) return null;
   if (typeof body.Id !== 'string') throw new DockerApiError(`Docker API: image ${ref} has no Id`);
-  return body.Id;
+  const exec: string[] = [];
+  for (const field of ['Entrypoint', 'Cmd'] as const) {
+    const v = body.Config?.[field] ?? null;
+    if (v === null) continue;
+    if (!stringList(v)) throw new DockerApiError(`Docker API: image ${ref} has a Config.${field} that is not a list of strings`);
+    exec.push(...v);
+  }
+  return { id: body.Id, exec };
 }
 
 /** Whether the named container exists and runs. */

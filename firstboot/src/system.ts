@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
-import { containerRunning, inspectImageId } from './docker-api.ts';
+import { containerRunning, inspectImage, inspectImageId } from './docker-api.ts';
 
 export const AGENT_CONTAINER = 'syntropy-agent';
 export const AGENT_UNIT = 'syntropy-agent.service';
@@ -15,6 +15,8 @@ export interface System {
   readonly live: boolean;
   /** Image ID of a local image reference, or null if Docker does not have it. */
   imageId(ref: string): Promise<string | null>;
+  /** What a container of the image runs (Entrypoint then Cmd), or null when Docker lacks it. */
+  imageExec(ref: string): Promise<string[] | null>;
   loadImageArchive(file: string): Promise<void>;
   pullImage(ref: string): Promise<void>;
   firewallAllowUdp(range: PortRange): Promise<void>;
@@ -69,6 +71,10 @@ export class LiveSystem implements System {
   // with the container start for a small instance's CPU.
   async imageId(ref: string): Promise<string | null> {
     return inspectImageId(ref);
+  }
+
+  async imageExec(ref: string): Promise<string[] | null> {
+    return (await inspectImage(ref))?.exec ?? null;
   }
 
   async loadImageArchive(file: string): Promise<void> {
@@ -154,6 +160,11 @@ export class PlanSystem implements System {
 
   async imageId(ref: string): Promise<string | null> {
     this.plan(`verify that Docker holds ${ref} with the digest in the lock file`);
+    return null;
+  }
+
+  async imageExec(ref: string): Promise<string[] | null> {
+    this.plan(`read the entrypoint and command of ${ref}`);
     return null;
   }
 

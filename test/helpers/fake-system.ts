@@ -21,6 +21,11 @@ export class FakeSystem implements System {
     this.step('imageId');
     return this.imageIdValue;
   }
+  imageExecValue: string[] | null = ['/usr/local/bin/syntropy-agent-test-double'];
+  async imageExec(): Promise<string[] | null> {
+    this.step('imageExec');
+    return this.imageExecValue;
+  }
   async loadImageArchive(): Promise<void> {
     this.step('load');
   }

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerRunning, DockerApiError, dockerGet, inspectImageId } from '../../firstboot/src/docker-api.ts';
+import { containerRunning, DockerApiError, dockerGet, inspectImage, inspectImageId } from '../../firstboot/src/docker-api.ts';
 
 const ID = `sha256:${'c'.repeat(64)}`;
 let dir: string;
@@ -24,6 +24,9 @@ beforeAll(async () => {
       res.end(typeof body === 'string' ? body : JSON.stringify(body));
     };
     if (req.url === '/images/syntropynet/agent:1.0.0/json' || req.url === `/images/${ID}/json`) return reply(200, { Id: ID, Config: { Entrypoint: ['/agent'] } });
+    if (req.url === '/images/with-cmd:1/json') return reply(200, { Id: ID, Config: { Entrypoint: ['/bin/tini', '--'], Cmd: ['/agent', '-v'] } });
+    if (req.url === '/images/cmd-only:1/json') return reply(200, { Id: ID, Config: { Entrypoint: null, Cmd: ['/agent'] } });
+    if (req.url === '/images/odd-config:1/json') return reply(200, { Id: ID, Config: { Entrypoint: '/agent' } });
     if (req.url === '/images/broken:1/json') return reply(200, '{"Id": ');
     if (req.url === '/images/daemon-error:1/json') return reply(500, { message: 'write /var/lib/docker: no space left on device' });
     if (req.url === '/containers/syntropy-agent/json') return reply(200, { Id: 'x', State: { Running: true, Status: 'running' } });
@@ -45,6 +48,14 @@ describe('Docker Engine API client', () => {
     expect(await inspectImageId('syntropynet/agent:1.0.0', { socketPath })).toBe(ID);
     expect(await inspectImageId(ID, { socketPath })).toBe(ID);
     expect(seen).toContain('GET /images/syntropynet/agent:1.0.0/json');
+  });
+
+  it('returns what a container of the image runs: Entrypoint then Cmd, either of them unset', async () => {
+    expect(await inspectImage('syntropynet/agent:1.0.0', { socketPath })).toEqual({ id: ID, exec: ['/agent'] });
+    expect(await inspectImage('with-cmd:1', { socketPath })).toEqual({ id: ID, exec: ['/bin/tini', '--', '/agent', '-v'] });
+    expect(await inspectImage('cmd-only:1', { socketPath })).toEqual({ id: ID, exec: ['/agent'] });
+    await expect(inspectImage('odd-config:1', { socketPath })).rejects.toThrow(/Config.Entrypoint that is not a list of strings/);
+    expect(await inspectImage('syntropynet/agent:9.9.9', { socketPath })).toBeNull();
   });
 
   it('returns null for an image Docker does not hold (404)', async () => {

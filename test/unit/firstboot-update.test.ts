@@ -8,6 +8,8 @@ import { updateAgent, type Env } from '../../firstboot/src/cli.ts';
 import { Console } from '../../firstboot/src/secrets.ts';
 import { paths, writeState } from '../../firstboot/src/state.ts';
 import { FakeSystem } from '../helpers/fake-system.ts';
+import { parseAgentImageLock } from '../../contracts/agent-image-lock.ts';
+import { recordImage } from '../../firstboot/src/commands/record-image.ts';
 
 const OLD = `sha256:${'c'.repeat(64)}`;
 const NEW = `sha256:${'d'.repeat(64)}`;
@@ -33,8 +35,10 @@ describe('update-agent', () => {
   it('loads the archive, repoints the lock file and recreates the container', async () => {
     const { e, sys, lock } = env();
     expect(await updateAgent(e, 'syntropy-agent-test-double:v2', '/tmp/agent-v2.tar')).toBe(0);
-    expect(sys.calls).toEqual(['load', 'imageId', 'start']);
+    expect(sys.calls).toEqual(['load', 'imageId', 'imageExec', 'start']);
     expect(lock()).toContain(`AGENT_IMAGE_ID=${NEW}\n`);
+    // The new image's entrypoint goes with its ID, for run-agent.
+    expect(parseAgentImageLock(lock(), 'lock').exec).toEqual(sys.imageExecValue);
     expect(lock()).toContain('AGENT_IMAGE_REF=syntropy-agent-test-double:v2\n');
   });
 
@@ -43,7 +47,7 @@ describe('update-agent', () => {
     const before = lock();
     sys.failAt = 'no-port';
     await expect(updateAgent(e, `syntropynet/agent@${NEW}`, undefined)).rejects.toThrow(/did not come up; restored the previous image/);
-    expect(sys.calls).toEqual(['pull', 'imageId', 'start', 'start']);
+    expect(sys.calls).toEqual(['pull', 'imageId', 'imageExec', 'start', 'start']);
     expect(lock()).toBe(before);
     await expect(updateAgent(e, 'syntropynet/agent:latest', undefined)).rejects.toThrow(/pinned by digest/);
     await expect(updateAgent(e, undefined, undefined)).rejects.toThrow(/needs --image/);
@@ -54,6 +58,25 @@ describe('update-agent', () => {
     const before = lock();
     sys.imageIdValue = null;
     await expect(updateAgent(e, 'syntropy-agent-test-double:v2', '/tmp/a.tar')).rejects.toThrow(/Docker does not have syntropy-agent-test-double:v2/);
+    expect(lock()).toBe(before);
+  });
+});
+
+describe('record-image (bake time)', () => {
+  it("writes the lock with the image's ID and its entrypoint and command, through the contract's writer", async () => {
+    const { e, sys, lock } = env(false);
+    sys.imageExecValue = ['/usr/bin/syntropy_agent', '--log', 'info'];
+    expect(await recordImage(e, 'syntropy-agent-test-double:v2', NEW, 'archive')).toBe(0);
+    expect(parseAgentImageLock(lock(), 'lock')).toEqual({ ref: 'syntropy-agent-test-double:v2', digest: NEW, id: NEW, source: 'archive', exec: sys.imageExecValue });
+  });
+
+  it('refuses an image with nothing to run, and one Docker does not hold, leaving the lock alone', async () => {
+    const { e, sys, lock } = env(false);
+    const before = lock();
+    sys.imageExecValue = [];
+    await expect(recordImage(e, 'syntropy-agent-test-double:v2', NEW, 'archive')).rejects.toThrow(/has no entrypoint or command/);
+    sys.imageIdValue = null;
+    await expect(recordImage(e, 'syntropy-agent-test-double:v2', NEW, 'archive')).rejects.toThrow(/Docker does not hold/);
     expect(lock()).toBe(before);
   });
 });

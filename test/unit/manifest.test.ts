@@ -9,7 +9,7 @@ import { readManifest } from '../../scripts/boot-test.ts';
 import { reportProblems, sourceOf } from '../../scripts/lib/release/publish.ts';
 import { BuildManifestSchema, amis, localImage } from '../../contracts/build-manifest.ts';
 import { ContractError, readJsonContract } from '../../contracts/parse.ts';
-import { parseAgentImageLock, formatAgentImageLock } from '../../contracts/agent-image-lock.ts';
+import { decodeExec, encodeExec, parseAgentImageLock, formatAgentImageLock } from '../../contracts/agent-image-lock.ts';
 import { formatFirstbootConf, parseFirstbootConf } from '../../contracts/firstboot-conf.ts';
 import { amisOfArtifact } from '../../contracts/packer-manifest.ts';
 import { firstbootConf } from '../../scripts/lib/bake/firstboot-stage.ts';
@@ -113,6 +113,22 @@ describe('agent image lock', () => {
   });
   it('refuses values that cannot be written as KEY=value lines', () => {
     expect(() => formatAgentImageLock({ ...lock, ref: 'a\nAGENT_IMAGE_ID=x' }, 'c')).toThrow();
+  });
+  it("keeps the image's entrypoint and command exactly, in one KEY=value line, and reads locks without it", () => {
+    const exec = ['/usr/bin/syntropy_agent', 'a b', '', 'x\ny', '"$q\'`'];
+    const text = formatAgentImageLock({ ...lock, exec }, 'test');
+    expect(text.split('\n').filter((l) => l.startsWith('AGENT_IMAGE_EXEC='))).toHaveLength(1);
+    expect(parseAgentImageLock(text, 'f')).toEqual({ ...lock, exec });
+    expect(decodeExec(encodeExec(exec))).toEqual(exec);
+    expect(parseAgentImageLock(formatAgentImageLock(lock, 'test'), 'f').exec).toBeUndefined();
+  });
+  it('refuses an unusable AGENT_IMAGE_EXEC by name', () => {
+    const base = formatAgentImageLock(lock, 'test');
+    expect(() => parseAgentImageLock(`${base}AGENT_IMAGE_EXEC=not*base64\n`, 'L')).toThrow(/L: AGENT_IMAGE_EXEC: not base64/);
+    const unterminated = Buffer.from('/agent').toString('base64');
+    expect(() => parseAgentImageLock(`${base}AGENT_IMAGE_EXEC=${unterminated}\n`, 'L')).toThrow(/AGENT_IMAGE_EXEC: the arguments do not end with a NUL byte/);
+    expect(() => formatAgentImageLock({ ...lock, exec: [] }, 'c')).toThrow(/no entrypoint or command/);
+    expect(() => formatAgentImageLock({ ...lock, exec: ['a\0b'] }, 'c')).toThrow(/no NUL characters/);
   });
 });
 

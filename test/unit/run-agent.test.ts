@@ -13,11 +13,20 @@ const ID = `sha256:${'a'.repeat(64)}`;
 // Shell metacharacters a token may legally contain (printable ASCII, no spaces).
 const TOKEN = 'tok$(id)`uname`;"quoted"\'x\'$HOME-0123456789';
 
-function setup(envText: string, mode = 0o600, loaded = true, opts: { lockDir?: boolean; existing?: boolean; runFails?: boolean } = {}) {
+const EXEC = ['/usr/local/bin/syntropy-agent-test-double'];
+
+function setup(
+  envText: string,
+  mode = 0o600,
+  loaded = true,
+  opts: { lockDir?: boolean; existing?: boolean; runFails?: boolean; exec?: string[] | null; lockText?: string } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'run-agent-'));
   const lock = join(dir, 'agent-image.lock');
-  // The lock file as its one writer produces it (record-image / update-agent).
-  writeFileSync(lock, formatAgentImageLock({ ref: 'syntropy-agent-test-double:local', digest: ID, id: ID, source: 'archive' }, 'test'));
+  // The lock file as its one writer produces it (record-image / update-agent); exec null: a lock
+  // written before AGENT_IMAGE_EXEC existed.
+  const exec = opts.exec === undefined ? EXEC : opts.exec;
+  writeFileSync(lock, opts.lockText ?? formatAgentImageLock({ ref: 'syntropy-agent-test-double:local', digest: ID, id: ID, source: 'archive', ...(exec ? { exec } : {}) }, 'test'));
   const agentLock = join(dir, 'lock', 'syntropy');
   const xtablesLock = join(dir, 'xtables.lock');
   spawnSync('mkdir', ['-p', opts.lockDir ? agentLock : join(dir, 'lock')]);
@@ -35,11 +44,13 @@ printf '%s\\0' "$@" > "${dir}/argv.$1"
 echo "$1 $2" >> "${dir}/calls"
 case "$1 $2" in
   "image inspect")
-    ${loaded ? '' : 'exit 1'}
-    [[ "$*" == *'{{.Id}}{{println}}{{range .Config.Entrypoint}}'*'{{range .Config.Cmd}}'* ]] || exit 64
+    ${loaded ? '' : `echo "Error: No such image: $5" >&2; exit 1`}
+    if [[ "$4" == '{{.Id}}' ]]; then echo "${ID}"; exit 0; fi
+    [[ "$4" == '{{.Id}}{{println}}{{range .Config.Entrypoint}}'*'{{range .Config.Cmd}}'* ]] || exit 64
     printf '%s\\n\\n/usr/local/bin/syntropy-agent-test-double\\n\\n' "${ID}" ;;
   "rm --force") rm -f "${dir}/existing"; exit 0 ;;
   run\\ *)
+    ${loaded ? '' : `echo "docker: Error response from daemon: No such image: ${ID}." >&2; exit 125`}
     ${opts.runFails ? `echo 'docker: Error response from daemon: no space left on device.' >&2; exit 125` : ''}
     [[ -f "${dir}/existing" ]] && { echo 'docker: Error response from daemon: Conflict. The container name "/syntropy-agent" is already in use.' >&2; exit 125; }
     # Run the loader the container would run, against the env file, with env(1) as the agent.
@@ -101,10 +112,11 @@ describe('run-agent', () => {
   it('starts with one docker run when no container exists, and replaces one an earlier start left', () => {
     const first = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
     expect(first.r.status, first.r.stderr).toBe(0);
-    expect(first.calls()).toEqual(['image inspect', 'run --detach']);
+    // The entrypoint comes from the lock file: Docker is asked nothing before the run.
+    expect(first.calls()).toEqual(['run --detach']);
     const again = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { existing: true });
     expect(again.r.status, again.r.stderr).toBe(0);
-    expect(again.calls()).toEqual(['image inspect', 'run --detach', 'rm --force', 'run --detach']);
+    expect(again.calls()).toEqual(['run --detach', 'rm --force', 'run --detach']);
     expect(again.containerEnv()).toContain(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`);
   });
 
@@ -112,7 +124,37 @@ describe('run-agent', () => {
     const { r, calls } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { runFails: true });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('no space left on device');
-    expect(calls()).toEqual(['image inspect', 'run --detach', 'rm --force', 'run --detach']);
+    expect(r.stderr).not.toMatch(/not loaded/);
+    // The image is asked about only after the run failed twice, to name the cause.
+    expect(calls()).toEqual(['run --detach', 'rm --force', 'run --detach', 'image inspect']);
+  });
+
+  it('runs exactly the recorded arguments, whatever characters they hold', () => {
+    const exec = ['/opt/agent bin/run', '--name=a "b" \'c\'', '', 'line\nbreak', '$(id)'];
+    const { r, argv } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { exec });
+    expect(r.status, r.stderr).toBe(0);
+    const run = argv('run');
+    expect(run.slice(run.indexOf(ID) + 3)).toEqual(['syntropy-agent', ...exec]);
+  });
+
+  it('asks Docker for the entrypoint when the lock predates AGENT_IMAGE_EXEC', () => {
+    const old = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { exec: null });
+    expect(old.r.status, old.r.stderr).toBe(0);
+    expect(old.calls()).toEqual(['image inspect', 'run --detach']);
+    const run = old.argv('run');
+    expect(run.slice(run.indexOf(ID) + 3)).toEqual(['syntropy-agent', ...EXEC]);
+    const missing = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, false, { exec: null });
+    expect(missing.r.status).toBe(1);
+    expect(missing.r.stderr).toMatch(/is not loaded; refusing to pull/);
+    expect(missing.calls()).toEqual(['image inspect']);
+  });
+
+  it('refuses a lock whose AGENT_IMAGE_EXEC is not base64, before Docker is asked anything', () => {
+    const lockText = `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${ID}\nAGENT_IMAGE_ID=${ID}\nAGENT_IMAGE_SOURCE=archive\nAGENT_IMAGE_EXEC=not*base64\n`;
+    const { r, argv } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { lockText });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/AGENT_IMAGE_EXEC in .* is not base64/);
+    expect(argv('run')).toEqual([]);
   });
 
   it('mounts the agent lock as a FILE (the agent os.Create()s it), replacing an empty directory earlier images made', () => {
@@ -138,6 +180,8 @@ describe('run-agent', () => {
     const missing = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, false);
     expect(missing.r.status).toBe(1);
     expect(missing.r.stderr).toMatch(/is not loaded; refusing to pull/);
-    expect(missing.argv('run')).toEqual([]);
+    // Docker was told never to pull, and was never asked to.
+    expect(missing.argv('run')).toContain('never');
+    expect(missing.calls()).toEqual(['run --detach', 'rm --force', 'run --detach', 'image inspect']);
   });
 });

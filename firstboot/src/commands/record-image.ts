@@ -10,7 +10,9 @@ export async function recordImage(env: Env, image: string | undefined, digest: s
   }
   const id = await env.sys.imageId(image);
   if (!id) throw new UsageError(`Docker does not hold ${image}; load or pull it first`);
-  writeImageLock(env.p, { ref: image, digest, id, source }, 'Written at bake time (syntropy-firstboot record-image).');
+  const exec = await env.sys.imageExec(id);
+  if (!exec || exec.length === 0) throw new UsageError(`${image} has no entrypoint or command: the agent cannot be started from it`);
+  writeImageLock(env.p, { ref: image, digest, id, source, exec }, 'Written at bake time (syntropy-firstboot record-image).');
   env.con.say(`recorded ${image} (${id}) from ${source} in ${env.p.lockFile}`);
   return 0;
 }
