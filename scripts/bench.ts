@@ -61,6 +61,28 @@ const USAGE = `usage: npm run bench -- [--skip-cold] [--manifest FILE]
 Measures the pipeline and the image on this machine; --manifest FILE skips both bakes and measures that build.`;
 
 /**
+ * Where answers -> running went: the apply's steps (first boot's own clock, ms after the apply
+ * began, printed with SYNTROPY_FIRSTBOOT_STATS=1), each with the time since the step before; the
+ * firewall rule and the unit start run side by side. What came before the apply (the
+ * configuration lock, the interrupted-apply check) is the remainder of answers -> running.
+ */
+export function applyBreakdown(confirmedToRunningMs: number, text: string): { step: string; at_ms: number; took_ms: number }[] {
+  const steps = text.split(',').map((kv) => {
+    const [step, ms] = kv.split(':');
+    return { step: step!, at: Number(ms) };
+  });
+  const before = confirmedToRunningMs - (steps.at(-1)?.at ?? 0);
+  const rows = [{ step: 'before the apply (lock, recovery check)', at_ms: before, took_ms: before }];
+  let last = 0;
+  for (const { step, at } of steps) {
+    const parallel = step === 'firewall' || step === 'start-unit';
+    rows.push({ step: parallel ? `${step} (side by side)` : step, at_ms: before + at, took_ms: parallel ? at - (steps.find((x) => x.step === 'write-env')?.at ?? 0) : at - last });
+    last = Math.max(last, at);
+  }
+  return rows;
+}
+
+/**
  * The bare container start the apply is compared with, run in the guest: the same image and
  * flags as firstboot/bin/run-agent (host network, NET_ADMIN, SYS_MODULE, /dev/net/tun), the
  * settings given as plain -e (a dummy token: the image must have one to stay up), timed from
@@ -173,11 +195,13 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     await s.send('\r');
     await s.expect(/Apply this configuration/i);
     await s.send('y\r', 0);
-    const stats = await s.expect(/peak_rss_mib=[\d.]+(?: confirmed_to_running_ms=\d+)?/, 300_000);
+    const stats = await s.expect(/peak_rss_mib=[\d.]+(?: confirmed_to_running_ms=\d+)?(?: apply_steps_ms=[\w:,-]+)?/, 300_000);
     await s.close();
     fb.first_boot_peak_rss_mib = Number(/peak_rss_mib=([\d.]+)/.exec(stats)![1]);
     const ctr = /confirmed_to_running_ms=(\d+)/.exec(stats);
     if (ctr) fb.confirmed_to_agent_running_s = round(Number(ctr[1]));
+    const steps = /apply_steps_ms=([\w:,-]+)/.exec(stats);
+    if (ctr && steps) result.apply_breakdown = applyBreakdown(Number(ctr[1]), steps[1]!);
     // What the dialogue waited for at boot (asked once boot has finished: systemd-analyze
     // refuses before; the dialogue itself is up earlier).
     result.dialogue_critical_chain = await guestReport(vm, 'systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service', 'systemctl is-system-running --wait >/dev/null 2>&1; systemd-analyze critical-chain syntropy-firstboot-console@ttyS0.service --no-pager 2>&1 || true');
@@ -221,6 +245,11 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
   mkdirSync(join(REPO, 'output'), { recursive: true });
   const file = join(REPO, 'output', `bench-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  const breakdown = result.apply_breakdown as ReturnType<typeof applyBreakdown> | undefined;
+  if (breakdown) {
+    process.stderr.write('\nanswers -> running, step by step (ms since the answers were confirmed):\n');
+    for (const r of breakdown) process.stderr.write(`  ${r.step.padEnd(44)} at ${String(r.at_ms).padStart(6)}  took ${String(r.took_ms).padStart(6)}\n`);
+  }
   process.stderr.write(`\n${'figure'.padEnd(46)} ${'value'.padStart(10)}  target    met\n`);
   for (const [k, v, t, ok] of targets) process.stderr.write(`${k.padEnd(46)} ${String(v ?? '-').padStart(10)}  ${t.padEnd(8)}  ${v === undefined ? '-' : ok(v) ? 'yes' : 'NO'}\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -46,7 +46,9 @@ export async function main(argv: string[], io: MainIO): Promise<number> {
   const code = await runMain(argv, io, con);
   if (process.env.SYNTROPY_FIRSTBOOT_STATS === '1') {
     const rss = (process.resourceUsage().maxRSS / 1024).toFixed(1);
-    const applied = stats.confirmedToRunningMs !== undefined ? ` confirmed_to_running_ms=${stats.confirmedToRunningMs}` : '';
+    const applied =
+      (stats.confirmedToRunningMs !== undefined ? ` confirmed_to_running_ms=${stats.confirmedToRunningMs}` : '') +
+      (stats.applySteps ? ` apply_steps_ms=${stats.applySteps.map(([s, ms]) => `${s}:${ms}`).join(',')}` : '');
     con.warn(`syntropy-firstboot stats: peak_rss_mib=${rss}${applied} exit=${code}`);
   }
   return code;

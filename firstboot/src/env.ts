@@ -28,4 +28,8 @@ export class UsageError extends Error {
 export const RESUME = 'Nothing was changed. To configure later, run: sudo syntropy-firstboot configure';
 
 /** Figures reported on stderr when SYNTROPY_FIRSTBOOT_STATS=1 (used by the benchmark). */
-export const stats: { confirmedToRunningMs?: number } = {};
+export const stats: {
+  confirmedToRunningMs?: number;
+  /** When each step of the last apply finished, in ms from the apply's start (apply.ts). */
+  applySteps?: [step: string, atMs: number][];
+} = {};

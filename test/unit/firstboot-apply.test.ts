@@ -10,6 +10,7 @@ import { paths, readState, writeJournal, type AgentSettings, type Paths } from '
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
 import { execFile } from 'node:child_process';
 import { runFailure } from '../../firstboot/src/system.ts';
+import { stats } from '../../firstboot/src/env.ts';
 
 const TOKEN = 'apply-test-token-0123456789abcdef';
 const IMAGE_ID = FAKE_IMAGE_ID;
@@ -55,6 +56,11 @@ describe('apply', () => {
     expect(sys.calls).toEqual(['imageId', 'ufw-allow 51820:51919', 'start']);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(readState(p)?.settings).toEqual(settings);
+    // Each step's finishing time, for the benchmark's breakdown: all of them, in time order.
+    const steps = stats.applySteps!;
+    expect(steps.map(([s]) => s).sort()).toEqual(['confirm-running', 'firewall', 'record', 'start-unit', 'verify-image', 'write-env']);
+    expect(steps.map(([, ms]) => ms)).toEqual([...steps.map(([, ms]) => ms)].sort((a, b) => a - b));
+    expect(steps.at(-1)![0]).toBe('record');
     // The token is in the env file and nowhere else: not in state, journal, output.
     const others = filesUnder(p.root).filter((f) => f !== 'etc/syntropy/agent.env');
     for (const f of others) expect(readFileSync(join(p.root, f), 'utf8'), f).not.toContain(TOKEN);

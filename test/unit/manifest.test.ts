@@ -147,6 +147,22 @@ describe('firstboot.conf', () => {
   });
 });
 
+describe('bench: where answers -> running went', () => {
+  it("turns first boot's step times into a breakdown; the two side-by-side steps both start after the env file", async () => {
+    const { applyBreakdown } = await import('../../scripts/bench.ts');
+    const rows = applyBreakdown(7000, 'verify-image:40,write-env:90,start-unit:5200,firewall:5900,confirm-running:6600,record:6700');
+    expect(rows).toEqual([
+      { step: 'before the apply (lock, recovery check)', at_ms: 300, took_ms: 300 },
+      { step: 'verify-image', at_ms: 340, took_ms: 40 },
+      { step: 'write-env', at_ms: 390, took_ms: 50 },
+      { step: 'start-unit (side by side)', at_ms: 5500, took_ms: 5110 },
+      { step: 'firewall (side by side)', at_ms: 6200, took_ms: 5810 },
+      { step: 'confirm-running', at_ms: 6900, took_ms: 700 },
+      { step: 'record', at_ms: 7000, took_ms: 100 },
+    ]);
+  });
+});
+
 describe('bench: warm or cold, from the manifest', () => {
   it('calls a build that made its base disk or its agent double cold, else warm', async () => {
     const { bakeKind } = await import('../../scripts/bench.ts');
