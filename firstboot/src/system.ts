@@ -15,8 +15,8 @@ export interface System {
   readonly live: boolean;
   /** Image ID of a local image reference, or null if Docker does not have it. */
   imageId(ref: string): Promise<string | null>;
-  /** What a container of the image runs (Entrypoint then Cmd), or null when Docker lacks it. */
-  imageExec(ref: string): Promise<string[] | null>;
+  /** The image's ID and what a container of it runs (Entrypoint then Cmd); null when Docker lacks it. */
+  image(ref: string): Promise<{ id: string; exec: string[] } | null>;
   loadImageArchive(file: string): Promise<void>;
   pullImage(ref: string): Promise<void>;
   firewallAllowUdp(range: PortRange): Promise<void>;
@@ -73,8 +73,8 @@ export class LiveSystem implements System {
     return inspectImageId(ref);
   }
 
-  async imageExec(ref: string): Promise<string[] | null> {
-    return (await inspectImage(ref))?.exec ?? null;
+  async image(ref: string): Promise<{ id: string; exec: string[] } | null> {
+    return inspectImage(ref);
   }
 
   async loadImageArchive(file: string): Promise<void> {
@@ -163,8 +163,8 @@ export class PlanSystem implements System {
     return null;
   }
 
-  async imageExec(ref: string): Promise<string[] | null> {
-    this.plan(`read the entrypoint and command of ${ref}`);
+  async image(ref: string): Promise<{ id: string; exec: string[] } | null> {
+    this.plan(`read the ID, entrypoint and command of ${ref}`);
     return null;
   }
 

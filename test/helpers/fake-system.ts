@@ -21,10 +21,10 @@ export class FakeSystem implements System {
     this.step('imageId');
     return this.imageIdValue;
   }
-  imageExecValue: string[] | null = ['/usr/local/bin/syntropy-agent-test-double'];
-  async imageExec(): Promise<string[] | null> {
-    this.step('imageExec');
-    return this.imageExecValue;
+  imageExecValue: string[] = ['/usr/local/bin/syntropy-agent-test-double'];
+  async image(): Promise<{ id: string; exec: string[] } | null> {
+    this.step('image');
+    return this.imageIdValue === null ? null : { id: this.imageIdValue, exec: this.imageExecValue };
   }
   async loadImageArchive(): Promise<void> {
     this.step('load');

@@ -35,7 +35,7 @@ describe('update-agent', () => {
   it('loads the archive, repoints the lock file and recreates the container', async () => {
     const { e, sys, lock } = env();
     expect(await updateAgent(e, 'syntropy-agent-test-double:v2', '/tmp/agent-v2.tar')).toBe(0);
-    expect(sys.calls).toEqual(['load', 'imageId', 'imageExec', 'start']);
+    expect(sys.calls).toEqual(['load', 'image', 'start']);
     expect(lock()).toContain(`AGENT_IMAGE_ID=${NEW}\n`);
     // The new image's entrypoint goes with its ID, for run-agent.
     expect(parseAgentImageLock(lock(), 'lock').exec).toEqual(sys.imageExecValue);
@@ -47,7 +47,7 @@ describe('update-agent', () => {
     const before = lock();
     sys.failAt = 'no-port';
     await expect(updateAgent(e, `syntropynet/agent@${NEW}`, undefined)).rejects.toThrow(/did not come up; restored the previous image/);
-    expect(sys.calls).toEqual(['pull', 'imageId', 'imageExec', 'start', 'start']);
+    expect(sys.calls).toEqual(['pull', 'image', 'start', 'start']);
     expect(lock()).toBe(before);
     await expect(updateAgent(e, 'syntropynet/agent:latest', undefined)).rejects.toThrow(/pinned by digest/);
     await expect(updateAgent(e, undefined, undefined)).rejects.toThrow(/needs --image/);

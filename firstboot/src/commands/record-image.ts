@@ -8,11 +8,11 @@ export async function recordImage(env: Env, image: string | undefined, digest: s
   if (!image || !digest || (source !== 'archive' && source !== 'registry')) {
     throw new UsageError('record-image needs --image REF --digest sha256:<hex> --source archive|registry');
   }
-  const id = await env.sys.imageId(image);
-  if (!id) throw new UsageError(`Docker does not hold ${image}; load or pull it first`);
-  const exec = await env.sys.imageExec(id);
-  if (!exec || exec.length === 0) throw new UsageError(`${image} has no entrypoint or command: the agent cannot be started from it`);
-  writeImageLock(env.p, { ref: image, digest, id, source, exec }, 'Written at bake time (syntropy-firstboot record-image).');
-  env.con.say(`recorded ${image} (${id}) from ${source} in ${env.p.lockFile}`);
+  // One question to Docker: the ID the lock pins and the entrypoint run-agent execs.
+  const img = await env.sys.image(image);
+  if (!img) throw new UsageError(`Docker does not hold ${image}; load or pull it first`);
+  if (img.exec.length === 0) throw new UsageError(`${image} has no entrypoint or command: the agent cannot be started from it`);
+  writeImageLock(env.p, { ref: image, digest, id: img.id, source, exec: img.exec }, 'Written at bake time (syntropy-firstboot record-image).');
+  env.con.say(`recorded ${image} (${img.id}) from ${source} in ${env.p.lockFile}`);
   return 0;
 }

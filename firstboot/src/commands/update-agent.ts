@@ -27,12 +27,12 @@ export async function updateAgent(env: Env, image: string | undefined, archive: 
   return await withLock(env.p, async () => {
     if (archive) await env.sys.loadImageArchive(archive);
     else await env.sys.pullImage(image);
-    const newId = await env.sys.imageId(image);
-    if (!newId) throw new ApplyError(`Docker does not have ${image} after ${archive ? 'loading the archive' : 'the pull'}`);
+    const img = await env.sys.image(image);
+    if (!img) throw new ApplyError(`Docker does not have ${image} after ${archive ? 'loading the archive' : 'the pull'}`);
+    if (img.exec.length === 0) throw new ApplyError(`${image} has no entrypoint or command: the agent cannot be started from it`);
+    const newId = img.id;
     const digest = archive ? newId : image.split('@')[1]!;
-    const exec = await env.sys.imageExec(newId);
-    if (!exec || exec.length === 0) throw new ApplyError(`${image} has no entrypoint or command: the agent cannot be started from it`);
-    writeImageLock(env.p, { ref: image, digest, id: newId, source: archive ? 'archive' : 'registry', exec }, `Updated by syntropy-firstboot update-agent at ${new Date().toISOString()}.`);
+    writeImageLock(env.p, { ref: image, digest, id: newId, source: archive ? 'archive' : 'registry', exec: img.exec }, `Updated by syntropy-firstboot update-agent at ${new Date().toISOString()}.`);
     if (!state) {
       env.con.say(`Agent image updated to ${image}; it will be used once the agent is configured.`);
       return 0;
