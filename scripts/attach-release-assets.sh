@@ -34,7 +34,11 @@ trap 'rm -rf "$stage"' EXIT
 for f in sbom.cdx.json build-manifest.json publish-manifest.json; do
   if [[ -f $build/$f ]]; then cp "$build/$f" "$stage/$tag.$f"; fi
 done
-sha256sum "$stage"/* | sed "s|$stage/||" >"$stage/$tag.SHA256SUMS"
+# The names are taken before the sums file exists: in a pipeline, the glob on the left and the
+# redirection on the right run at the same time, so the sums could list themselves (empty).
+assets=("$stage"/*)
+sums=$(cd "$stage" && sha256sum "${assets[@]##*/}")
+printf '%s\n' "$sums" >"$stage/$tag.SHA256SUMS"
 
 if ! gh release view "$tag" >/dev/null 2>&1; then
   gh release create "$tag" --verify-tag --title "$tag" --notes "AMI build $(basename "$build"). The SBOM (CycloneDX) lists every package in the image; its sha256 is also the AMI's syntropy:sbom-sha256 tag."

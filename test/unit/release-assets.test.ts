@@ -46,6 +46,9 @@ describe('attach-release-assets.sh', () => {
     expect(files).toContain('== v1.2.0.build-manifest.json');
     expect(files).toContain('== v1.2.0.publish-manifest.json');
     expect(files).toMatch(/== v1\.2\.0\.SHA256SUMS\n[0-9a-f]{64} {2}v1\.2\.0\.build-manifest\.json/);
+    // Exactly the three assets, never the sums file itself (a pipeline race once listed it, empty).
+    const sums = /== v1\.2\.0\.SHA256SUMS\n([\s\S]*?)\n\n/.exec(files)?.[1] ?? '';
+    expect(sums.split('\n').map((l) => l.replace(/^[0-9a-f]{64} {2}/, ''))).toEqual(['v1.2.0.build-manifest.json', 'v1.2.0.publish-manifest.json', 'v1.2.0.sbom.cdx.json']);
     const again = setup({ releaseExists: true });
     expect(again.gh).not.toMatch(/release create/);
   });
