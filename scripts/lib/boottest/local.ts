@@ -131,6 +131,10 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
       );
       rec.figures.power_on_to_dialogue_ms = await consoleReady;
       rec.figures.power_on_to_ssh_ms = await bootToSsh(vm, rec);
+      await rec.step('the console dialogue started from the node startup snapshot built at bake', async () => {
+        const r = await vm.ssh(`pid=$(systemctl show -P MainPID syntropy-firstboot-console@ttyS0.service); sudo tr '\\0' ' ' < /proc/$pid/cmdline`);
+        check(/^\/usr\/bin\/node .*--snapshot-blob \/usr\/lib\/syntropy-firstboot\/node-startup\.blob -- console/.test(r.stdout), `console's command line: ${r.stdout.trim() || r.stderr.trim()}`);
+      });
       const before = await rec.step('firewall before configuring', () => inspectGuest(vm));
       const session = new TerminalSession(vm.sshArgs());
       try {
@@ -179,6 +183,12 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         const r = await vm.ssh(`sudo ${probe}`);
         check(r.stdout.trim() === 'blocked', `bridge container -> 169.254.169.254:80: ${r.stdout.trim() || r.stderr.trim()}`);
       });
+      await rec.step('the consoles\' dialogues closed and gave tty1 and ttyS0 back to their gettys', () =>
+        waitFor('the gettys on tty1 and ttyS0', 120_000, async () => {
+          const r = await vm.ssh('systemctl is-active getty@tty1.service serial-getty@ttyS0.service; ls -d /run/syntropy/console-*.active 2>/dev/null; true');
+          return r.stdout.trim() === 'active\nactive' ? true : null;
+        }),
+      );
       rec.figures.used_memory_mib = after.memUsedMib;
       await rec.step('firewall opens exactly the UDP range', async () => assertFirewallDelta(before, after, RANGE));
       await rec.step('token nowhere but agent.env (journal, console, ps, files)', async () => {
