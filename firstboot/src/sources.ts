@@ -117,8 +117,9 @@ export class ImdsClient {
 
   async identity(): Promise<InstanceIdentity> {
     if (this.known) return this.known;
-    const instanceId = await this.get('/latest/meta-data/instance-id');
-    const region = await this.get('/latest/meta-data/placement/region');
+    // One round trip for both (after the session token): on the dialogue's path at boot.
+    await this.sessionToken();
+    const [instanceId, region] = await Promise.all([this.get('/latest/meta-data/instance-id'), this.get('/latest/meta-data/placement/region')]);
     if (!instanceId || !/^i-[0-9a-f]{8,17}$/.test(instanceId)) throw new SourceError('instance metadata gave no valid instance ID');
     this.known = { instanceId, region: region ?? '' };
     return this.known;
