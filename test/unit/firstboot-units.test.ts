@@ -76,6 +76,9 @@ describe('first-boot units', () => {
     expect(before).toContain('cloud-init-network.service');
     expect(before).not.toContain('docker.service');
     expect(before).not.toContain('cloud-config.service');
+    // Not a login: it does not wait for logins to be permitted (nor, through that, for the
+    // key-only accounts' password ageing).
+    expect(before).not.toContain('systemd-user-sessions.service');
     expect(units.get('syntropy-firstboot.service')!.get('Unit.Wants')).toContain('docker.service');
   });
 
@@ -88,8 +91,10 @@ describe('first-boot units', () => {
     expect(c.get('Service.RuntimeMaxSec')).toEqual(['15min']);
     expect(c.get('Unit.Before')).toContain('getty-pre.target');
     const marker = '/run/syntropy/console-%i.active';
-    // Unsandboxed ("+"): one namespace setup fewer on the dialogue's path.
-    expect(c.get('Service.ExecStartPre')).toEqual(['+/usr/bin/touch', marker]);
+    // Made by systemd with the dialogue's process (no process of its own on the path at boot).
+    expect(c.get('Service.ExecStartPre')).toBeUndefined();
+    expect(c.get('Service.RuntimeDirectory')).toEqual([marker.replace('/run/', '')]);
+    expect(c.get('Service.RuntimeDirectoryPreserve')).toBeUndefined();
     expect(c.get('Service.ExecStopPost')).toEqual(['-/usr/lib/syntropy-firstboot/console-done', '%i']);
     for (const getty of ['getty@.service.d', 'serial-getty@.service.d']) {
       const d = parseUnit(readFileSync(join(DIR, getty, 'syntropy-firstboot.conf'), 'utf8'));
@@ -103,7 +108,7 @@ describe('first-boot units', () => {
     const log = join(bin, 'calls');
     writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${log}\n`, { mode: 0o755 });
     const run = (tty: string) =>
-      spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /run && mkdir /run/syntropy && touch /run/syntropy/console-${tty}.active && ${join(REPO, 'firstboot/bin/console-done')} ${tty}; rc=$?; test ! -e /run/syntropy/console-${tty}.active || echo marker-left; exit $rc`], {
+      spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /run && mkdir -p /run/syntropy/console-${tty}.active && ${join(REPO, 'firstboot/bin/console-done')} ${tty}; rc=$?; test ! -e /run/syntropy/console-${tty}.active || echo marker-left; exit $rc`], {
         encoding: 'utf8',
         env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
       });
@@ -125,6 +130,12 @@ describe('first-boot units', () => {
     for (const name of ['syntropy-firstboot.service', 'syntropy-firstboot-console@.service']) {
       expect(Number(units.get(name)!.get('Service.StartupCPUWeight')?.[0]), name).toBeGreaterThan(100);
     }
+    // Of the two dialogues starting side by side, the serial console's (the one a person can type
+    // into on EC2) goes first: tty1's instance drop-in gives it less than the template.
+    const tty1 = parseUnit(readFileSync(join(DIR, 'syntropy-firstboot-console@tty1.service.d', 'serial-first.conf'), 'utf8'));
+    const template = Number(units.get('syntropy-firstboot-console@.service')!.get('Service.StartupCPUWeight')![0]);
+    expect(Number(tty1.get('Service.StartupCPUWeight')![0])).toBeLessThan(template);
+    expect(existsSync(join(DIR, 'syntropy-firstboot-console@ttyS0.service.d'))).toBe(false);
   });
 
   it('undo an interrupted apply before the agent and first boot start, only when a journal exists', () => {
