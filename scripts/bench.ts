@@ -179,6 +179,10 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     await vm.start();
     fb.power_on_to_dialogue_ready_s = round(await waitFor('dialogue on the serial console', 900_000, async () => (/agent token/i.test(vm.serial()) ? Date.now() - vm.poweredOnAt : null), 200));
     await vm.waitForSsh(900_000);
+    // Docker finishes starting after the dialogue is up (it yields the CPU to it); the bare start
+    // is timed against a running daemon, as the apply later meets one. A client that reaches the
+    // socket while dockerd still initialises fails ("unknown server OS").
+    await waitFor('docker.service active in the guest', 600_000, async () => ((await vm.ssh('systemctl is-active docker.service')).stdout.trim() === 'active' ? true : null), 1000);
     // The bare container start, right before, in the same guest (BARE_START).
     const bare = await vm.ssh(BARE_START);
     const bareMs = /bare_ms=(\d+)/.exec(bare.stdout);
