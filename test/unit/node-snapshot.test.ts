@@ -88,6 +88,12 @@ describe('syntropy-firstboot from a startup snapshot', () => {
     expect(statSync(blob).mtimeMs).toBeGreaterThan(0);
     expect(JSON.parse(s.start(['x']).stdout).snapshot).toBe(true);
     expect(s.build('--bogus').status).toBe(2);
+    // --help prints its usage and builds nothing.
+    rmSync(blob);
+    const help = s.build('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^usage: build-node-snapshot \[--if-stale\]/);
+    expect(existsSync(blob)).toBe(false);
     // The hook as apt runs it: through sh, never failing the package operation.
     const hook = readFileSync(join(BIN, '90syntropy-node-snapshot'), 'utf8');
     expect(hook).toMatch(/^DPkg::Post-Invoke \{ "if \[ -x \/usr\/lib\/syntropy-firstboot\/build-node-snapshot \]; then \/usr\/lib\/syntropy-firstboot\/build-node-snapshot --if-stale \|\| echo '[^']+' >&2; fi"; \};$/m);
