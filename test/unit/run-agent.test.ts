@@ -164,12 +164,30 @@ describe('run-agent', () => {
       expect(statSync(agentLock).isFile()).toBe(true);
       expect(statSync(agentLock).mode & 0o777).toBe(0o600);
       expect(statSync(xtablesLock).isFile()).toBe(true);
+      expect(statSync(xtablesLock).mode & 0o777).toBe(0o600);
     }
   });
 
   it('mounts the Docker socket read-only only in container-discovery mode', () => {
     const { argv } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\nSYNTROPY_NETWORK_API=docker\n`);
     expect(argv('run')).toContain('/var/run/docker.sock:/var/run/docker.sock:ro');
+    for (const other of ['', 'SYNTROPY_NETWORK_API=none\n', 'SYNTROPY_NETWORK_API=dockerx\n', '#SYNTROPY_NETWORK_API=docker\n']) {
+      const o = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n${other}`);
+      expect(o.r.status, o.r.stderr).toBe(0);
+      expect(o.argv('run').join(' ')).not.toContain('docker.sock');
+    }
+  });
+
+  it('refuses a lock that names a key twice or cannot be read, before Docker is asked anything', () => {
+    const lockText = `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_ID=${ID}\nAGENT_IMAGE_ID=sha256:${'b'.repeat(64)}\n`;
+    const twice = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { lockText });
+    expect(twice.r.status).toBe(1);
+    expect(twice.r.stderr).toMatch(/names AGENT_IMAGE_ID twice/);
+    expect(twice.argv('run')).toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), 'run-agent-nolock-'));
+    const r = spawnSync('bash', [join(REPO, 'firstboot/bin/run-agent')], { env: { ...process.env, SYNTROPY_LOCK_FILE: join(dir, 'missing.lock') }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot read the lock file .*missing\.lock/);
   });
 
   it('refuses an env file that is not 0600, and an image that is not loaded (no pull)', () => {
