@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
-import { containerRunning, inspectImage, inspectImageId } from './docker-api.ts';
+import { containerRunning, inspectImage, inspectImageId, warmUpDockerApi } from './docker-api.ts';
 
 export const AGENT_CONTAINER = 'syntropy-agent';
 export const AGENT_UNIT = 'syntropy-agent.service';
@@ -27,6 +27,8 @@ export interface System {
   agentRunning(): Promise<boolean>;
   boundUdpPorts(): Set<number>;
   hostname(): string;
+  /** Readies the Docker client while the user answers (nothing changes, nothing is awaited). */
+  warmUp(): void;
 }
 
 const execFileAsync = promisify(execFile);
@@ -71,6 +73,10 @@ export class LiveSystem implements System {
   // with the container start for a small instance's CPU.
   async imageId(ref: string): Promise<string | null> {
     return inspectImageId(ref);
+  }
+
+  warmUp(): void {
+    warmUpDockerApi();
   }
 
   async image(ref: string): Promise<{ id: string; exec: string[] } | null> {
@@ -203,5 +209,9 @@ export class PlanSystem implements System {
 
   hostname(): string {
     return this.host.hostname();
+  }
+
+  warmUp(): void {
+    /* a plan asks Docker nothing */
   }
 }

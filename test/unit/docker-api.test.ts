@@ -1,12 +1,15 @@
 // First boot asks Docker through the Engine API on its unix socket. A server on a socket in a
 // temporary directory answers as the Engine API reference documents: 200 with the object, 404
 // when it does not exist, other codes with {"message": ...}.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createServer as createNetServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { REPO } from '../../scripts/lib/paths.ts';
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerRunning, DockerApiError, dockerGet, inspectImage, inspectImageId } from '../../firstboot/src/docker-api.ts';
+import { containerRunning, DockerApiError, dockerGet, inspectImage, inspectImageId, warmUpDockerApi } from '../../firstboot/src/docker-api.ts';
 
 const ID = `sha256:${'c'.repeat(64)}`;
 let dir: string;
@@ -77,6 +80,28 @@ describe('Docker Engine API client', () => {
     expect(await containerRunning('syntropy-agent', { socketPath })).toBe(true);
     expect(await containerRunning('stopped', { socketPath })).toBe(false);
     expect(await containerRunning('absent', { socketPath })).toBe(false);
+  });
+
+  it('warms up with one GET /_ping whose socket never keeps the process alive', async () => {
+    const before = seen.length;
+    warmUpDockerApi({ socketPath });
+    await vi.waitFor(() => expect(seen.slice(before)).toEqual(['GET /_ping']));
+    // A daemon that never answers (docker.socket holding the connection while dockerd starts),
+    // or no daemon at all: the process still ends at once (a held socket would keep it past the
+    // spawn's timeout for the warm-up's 60 s), with nothing printed.
+    const silent = createNetServer(() => undefined);
+    const silentPath = join(dir, 'silent.sock');
+    await new Promise<void>((r) => silent.listen(silentPath, r));
+    try {
+      for (const target of [silentPath, join(dir, 'none.sock')]) {
+        const code = `import { warmUpDockerApi } from ${JSON.stringify(join(REPO, 'firstboot/src/docker-api.ts'))};\nwarmUpDockerApi({ socketPath: ${JSON.stringify(target)} });`;
+        const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, encoding: 'utf8', timeout: 20_000 });
+        expect(r.status, `${target}: ${r.stderr}`).toBe(0);
+        expect(r.stdout + r.stderr).toBe('');
+      }
+    } finally {
+      silent.close();
+    }
   });
 
   it('names a missing socket and a daemon that does not answer', async () => {

@@ -16,6 +16,7 @@ import { paths, writeState } from '../../firstboot/src/state.ts';
 import { configure } from '../../firstboot/src/commands/configure.ts';
 import { Console } from '../../firstboot/src/secrets.ts';
 import { PlanSystem } from '../../firstboot/src/system.ts';
+import { FakeSystem } from '../helpers/fake-system.ts';
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 
@@ -244,5 +245,20 @@ describe('two runs at once', () => {
     expect(taken.code, taken.err).toBe(0);
     expect(existsSync(lock)).toBe(false);
     expect(existsSync(join(root, 'run/syntropy/firstboot.lock.999998'))).toBe(false);
+  });
+});
+
+describe('the dialogue readies the Docker client', () => {
+  it('asks for the warm-up when the dialogue starts, before anything else of the system, and a cancel changes nothing', async () => {
+    const root = newRoot();
+    const p = paths(root);
+    const sys = new FakeSystem();
+    const sink = { write: () => undefined };
+    // The first prompt is cancelled at once: whatever the dialogue does, the warm-up came first.
+    const env = { con: new Console(sink, sink), p, sys, imds: null, prompt: { signal: AbortSignal.abort() }, readStdin: async () => '' };
+    await expect(configure(env, { nonInteractive: false, reconfigure: false, tokenStdin: false })).rejects.toThrow();
+    expect(sys.warmUps).toEqual([0]);
+    expect(sys.calls).toEqual([]);
+    expect(existsSync(p.envFile)).toBe(false);
   });
 });

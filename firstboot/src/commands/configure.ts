@@ -79,6 +79,8 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     });
   }
 
+  // While the user answers: the apply's first question to Docker then costs no client start-up.
+  env.sys.warmUp();
   env.con.say('\nSyntropy agent setup. Answer a few questions; nothing changes until you confirm. Ctrl-C cancels.\n');
   const answers = await runDialogue(
     { portRange: current?.settings.portRange ?? image.defaultPortRange, agentName: defaultName },
