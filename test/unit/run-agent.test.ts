@@ -150,11 +150,14 @@ describe('run-agent', () => {
   });
 
   it('refuses a lock whose AGENT_IMAGE_EXEC is not base64, before Docker is asked anything', () => {
-    const lockText = `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${ID}\nAGENT_IMAGE_ID=${ID}\nAGENT_IMAGE_SOURCE=archive\nAGENT_IMAGE_EXEC=not*base64\n`;
-    const { r, argv } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { lockText });
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/AGENT_IMAGE_EXEC in .* is not base64/);
-    expect(argv('run')).toEqual([]);
+    // Outside the alphabet, padding inside, a partial quad.
+    for (const bad of ['not*base64', 'L3Vz=i9h', 'L3Vzci9']) {
+      const lockText = `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${ID}\nAGENT_IMAGE_ID=${ID}\nAGENT_IMAGE_SOURCE=archive\nAGENT_IMAGE_EXEC=${bad}\n`;
+      const { r, argv } = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { lockText });
+      expect(r.status, bad).toBe(1);
+      expect(r.stderr).toMatch(/AGENT_IMAGE_EXEC in .* is not base64/);
+      expect(argv('run')).toEqual([]);
+    }
   });
 
   it('mounts the agent lock as a FILE (the agent os.Create()s it), replacing an empty directory earlier images made', () => {
