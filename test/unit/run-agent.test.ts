@@ -2,7 +2,7 @@
 // without the token in docker's arguments or stored config; the in-container loader exports the
 // env file's values literally. `docker` is a recording stand-in on PATH.
 import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -19,7 +19,7 @@ function setup(
   envText: string,
   mode = 0o600,
   loaded = true,
-  opts: { lockDir?: boolean; existing?: boolean; runFails?: boolean; exec?: string[] | null; lockText?: string } = {},
+  opts: { lockDir?: boolean; agentLockLink?: boolean; existing?: boolean; runFails?: boolean; exec?: string[] | null; lockText?: string } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'run-agent-'));
   const lock = join(dir, 'agent-image.lock');
@@ -30,6 +30,8 @@ function setup(
   const agentLock = join(dir, 'lock', 'syntropy');
   const xtablesLock = join(dir, 'xtables.lock');
   spawnSync('mkdir', ['-p', opts.lockDir ? agentLock : join(dir, 'lock')]);
+  // A dangling symlink where the agent lock belongs (/var/lock is the world-writable /run/lock).
+  if (opts.agentLockLink) symlinkSync(`${agentLock}.target`, agentLock);
   const env = join(dir, 'agent.env');
   writeFileSync(env, envText, { mode });
   chmodSync(env, mode);
@@ -169,6 +171,14 @@ describe('run-agent', () => {
       expect(statSync(xtablesLock).isFile()).toBe(true);
       expect(statSync(xtablesLock).mode & 0o777).toBe(0o600);
     }
+  });
+
+  it('replaces a dangling symlink where a lock belongs with a file, creating nothing where it pointed', () => {
+    const s = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { agentLockLink: true });
+    expect(s.r.status, s.r.stderr).toBe(0);
+    expect(lstatSync(s.agentLock).isFile()).toBe(true);
+    expect(statSync(s.agentLock).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${s.agentLock}.target`)).toBe(false);
   });
 
   it('mounts the Docker socket read-only only in container-discovery mode', () => {
