@@ -1,6 +1,6 @@
 // /etc/syntropy/agent-image.lock: which agent image first boot may start. Written at bake time
 // (`syntropy-firstboot record-image`, called by packer/provisioners/preload-agent.sh) and by
-// `update-agent`; read by first boot (apply, status), by firstboot/bin/run-agent (sed, tested
+// `update-agent`; read by first boot (apply, status), by firstboot/bin/run-agent (bash's read, tested
 // against this writer's output) and by the build manifest. KEY=value lines.
 import { z } from 'zod';
 import { ContractError, formatKeyValues, parseContract, parseKeyValues } from './parse.ts';

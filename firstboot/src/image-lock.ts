@@ -1,6 +1,6 @@
 // The agent image lock file on the instance (contracts/agent-image-lock.ts): its reader and its
 // writers side by side. `record-image` writes it at bake time (preload-agent.sh), `update-agent`
-// rewrites it; apply and status read it; run-agent reads the same keys with sed.
+// rewrites it; apply and status read it; run-agent reads the same keys with bash's read.
 import { existsSync, readFileSync } from 'node:fs';
 import { formatAgentImageLock, parseAgentImageLock, type AgentImageLock } from '../../contracts/agent-image-lock.ts';
 import { writeFileAtomic, type Paths } from './state.ts';

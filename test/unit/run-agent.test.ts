@@ -191,6 +191,14 @@ describe('run-agent', () => {
     }
   });
 
+  it('prints its usage for --help and refuses other arguments, touching nothing', () => {
+    for (const [args, status] of [[['--help'], 0], [['-h'], 0], [['--bogus'], 2], [['x', 'y'], 2]] as const) {
+      const r = spawnSync('/bin/bash', [join(REPO, 'firstboot/bin/run-agent'), ...args], { env: { ...process.env, PATH: '/nonexistent', SYNTROPY_LOCK_FILE: '/nonexistent/lock' }, encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(status);
+      expect(status === 0 ? r.stdout : r.stderr).toMatch(/^usage: run-agent/);
+    }
+  });
+
   it('refuses a lock that names a key twice or cannot be read, before Docker is asked anything', () => {
     const lockText = `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_ID=${ID}\nAGENT_IMAGE_ID=sha256:${'b'.repeat(64)}\n`;
     const twice = setup(`SYNTROPY_AGENT_TOKEN=${TOKEN}\n`, 0o600, true, { lockText });
