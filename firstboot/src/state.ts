@@ -1,7 +1,7 @@
 // Files first boot owns, all under a root directory (`/` on an instance, DIR with --root):
 // the 0600 env file, the state marker keyed on the instance, and the apply journal that lets a
 // power cut mid-apply be rolled back on the next boot.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 
@@ -33,7 +33,10 @@ export function paths(root = '/'): Paths {
 /** Temporary files of writeFileAtomic end so; a kill can leave one (with a copy of the token). */
 export const TEMP_SUFFIX = '.syntropy-tmp';
 
-/** Writes a file atomically: temp file with the final mode, fsync, rename, fsync the directory. */
+/**
+ * Writes a file atomically: temp file with the final mode (exactly `mode`, whatever the umask),
+ * fsync, rename, fsync the directory.
+ */
 export function writeFileAtomic(file: string, content: string, mode: number): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true });
@@ -41,6 +44,7 @@ export function writeFileAtomic(file: string, content: string, mode: number): vo
   rmSync(tmp, { force: true });
   const fd = openSync(tmp, 'wx', mode);
   try {
+    fchmodSync(fd, mode);
     writeSync(fd, content);
     fsyncSync(fd);
   } finally {
@@ -55,9 +59,9 @@ export function writeFileAtomic(file: string, content: string, mode: number): vo
   fsyncDir(dir);
 }
 
-/** Removes temporary files a killed run left in the directories first boot writes. */
+/** Removes temporary files a killed run left in the directories first boot writes (ufw's too). */
 export function removeTempFiles(p: Paths): void {
-  for (const dir of [dirname(p.envFile), dirname(p.stateFile)]) {
+  for (const dir of [dirname(p.envFile), dirname(p.stateFile), join(p.root, 'etc/ufw')]) {
     let names: string[] = [];
     try {
       names = readdirSync(dir);

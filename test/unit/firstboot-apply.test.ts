@@ -3,10 +3,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { applyConfiguration, confirmRunning, envFileContent, recoverInterrupted, type ApplyDeps } from '../../firstboot/src/apply.ts';
 import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
-import { paths, readState, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
+import { paths, readState, removeTempFiles, TEMP_SUFFIX, writeFileAtomic, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
 import { execFile } from 'node:child_process';
 import { runFailure } from '../../firstboot/src/system.ts';
@@ -198,5 +198,31 @@ describe('confirming the agent runs', () => {
     const sys = new SlowAgent(10, 40000);
     await expect(confirmRunning({ start: 51820, end: 51830 }, deps(sys, 600))).rejects.toThrow(/runs but bound no UDP port in 51820-51830/);
     expect(sys.asked).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('files first boot replaces', () => {
+  it('get exactly the mode asked for, whatever the umask', () => {
+    const root = mkdtempSync(join(tmpdir(), 'fb-mode-'));
+    const old = process.umask(0o077);
+    try {
+      writeFileAtomic(join(root, 'etc/ufw/user.rules'), 'x\n', 0o644);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(root, 'etc/ufw/user.rules')).mode & 0o7777).toBe(0o644);
+  });
+
+  it("lose the temporary files a killed run left, ufw's directory included", () => {
+    const p = paths(mkdtempSync(join(tmpdir(), 'fb-tmp-')));
+    const leftovers = [`${p.envFile}${TEMP_SUFFIX}`, join(p.root, 'etc/ufw', `user6.rules${TEMP_SUFFIX}`)];
+    for (const f of leftovers) {
+      mkdirSync(dirname(f), { recursive: true });
+      writeFileSync(f, 'partial');
+    }
+    writeFileSync(join(p.root, 'etc/ufw/user6.rules'), 'kept');
+    removeTempFiles(p);
+    for (const f of leftovers) expect(existsSync(f)).toBe(false);
+    expect(readFileSync(join(p.root, 'etc/ufw/user6.rules'), 'utf8')).toBe('kept');
   });
 });
