@@ -1,33 +1,108 @@
-// LiveSystem's firewall steps run the real commands: here against a ufw stand-in on PATH that
-// records its arguments and the CPU priority it was started with.
+// LiveSystem's firewall steps run the real commands: here against stand-ins for ufw,
+// iptables-restore and ip6tables-restore on PATH that record their arguments, the CPU priority
+// they were started with and (the restores) the file they were given as it was at that moment.
+// The ufw files are a copy of the image's (test/helpers/ufw-tree.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { LiveSystem } from '../../firstboot/src/system.ts';
+import { ufwFixture, ufwTree } from '../helpers/ufw-tree.ts';
+import type { UfwLocations } from '../../firstboot/src/ufw-rules.ts';
+
+const R1 = { start: 51820, end: 51919 };
+/** The restores run at the test's own priority (not lowered). */
+const N = getPriority();
 
 describe('LiveSystem firewall', () => {
-  let dir = '';
+  let bin = '';
   let path = '';
+  const calls = () => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : '');
+  const stub = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/sh\necho "${name} $(nice) $*" >> ${join(bin, 'calls')}\n${body}\n`, { mode: 0o755 });
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fake-ufw-'));
-    writeFileSync(join(dir, 'ufw'), `#!/bin/sh\necho "$(nice) $*" >> ${join(dir, 'calls')}\n[ "$1" != fail ] || { echo "ERROR: Could not load logging rules" >&2; exit 1; }\n`, { mode: 0o755 });
+    bin = mkdtempSync(join(tmpdir(), 'fake-fw-'));
+    stub('ufw', '');
+    // A restore copies the file it loads, so the test sees what the running firewall got.
+    for (const r of ['iptables-restore', 'ip6tables-restore']) stub(r, `[ "$1" = -n ] && cp "$2" ${join(bin, r)}.loaded`);
     path = process.env.PATH!;
-    process.env.PATH = `${dir}:${path}`;
+    process.env.PATH = `${bin}:${path}`;
   });
   afterEach(() => {
     process.env.PATH = path;
   });
 
-  it('adds the rule at the lowest CPU priority, so the container start it runs beside goes first', async () => {
-    await new LiveSystem().firewallAllowUdp({ start: 51820, end: 51919 });
-    expect(readFileSync(join(dir, 'calls'), 'utf8')).toBe('19 allow proto udp from any to any port 51820:51919 comment syntropy-agent wireguard\n');
+  it("writes ufw's files as ufw does and loads each family with one restore, without ufw", async () => {
+    const loc = ufwTree();
+    await new LiveSystem(loc).firewallAllowUdp(R1);
+    expect(readFileSync(join(loc.dir, 'user.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user.rules'));
+    expect(readFileSync(join(loc.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user6.rules'));
+    expect(calls().split('\n').filter(Boolean).sort()).toEqual([
+      `ip6tables-restore ${N} -n ${join(loc.dir, 'user6.rules')}`,
+      `iptables-restore ${N} -n ${join(loc.dir, 'user.rules')}`,
+    ]);
+    // Loaded after the files were complete.
+    expect(readFileSync(join(bin, 'iptables-restore.loaded'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user.rules'));
+    expect(readFileSync(join(bin, 'ip6tables-restore.loaded'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user6.rules'));
+    // ufw's modes kept, and no temporary file left.
+    expect(statSync(join(loc.dir, 'user.rules')).mode & 0o7777).toBe(0o640);
+    expect(readdirSync(loc.dir).sort()).toEqual(['ufw.conf', 'user.rules', 'user6.rules']);
+
+    // A second range is appended after the first, as ufw appends it.
+    await new LiveSystem(loc).firewallAllowUdp({ start: 40000, end: 40010 });
+    expect(readFileSync(join(loc.dir, 'user.rules'), 'utf8')).toBe(ufwFixture('allow-then-40000-40010.user.rules'));
+    expect(readFileSync(join(loc.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('allow-then-40000-40010.user6.rules'));
   });
 
-  it('removes it with the same rule, and names a failing command with its message', async () => {
-    await new LiveSystem().firewallDeleteUdp({ start: 40000, end: 40099 });
-    expect(readFileSync(join(dir, 'calls'), 'utf8')).toMatch(/^\d+ delete allow proto udp from any to any port 40000:40099\n$/);
-    writeFileSync(join(dir, 'ufw'), '#!/bin/sh\necho "ERROR: Could not load logging rules" >&2\nexit 1\n', { mode: 0o755 });
-    await expect(new LiveSystem().firewallAllowUdp({ start: 51820, end: 51919 })).rejects.toThrow(/ufw allow proto udp .* failed \(exit 1\): ERROR: Could not load logging rules/);
+  it('keeps the files\u2019 mode whatever the umask', async () => {
+    const loc = ufwTree();
+    const old = process.umask(0o077);
+    try {
+      await new LiveSystem(loc).firewallAllowUdp(R1);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(loc.dir, 'user6.rules')).mode & 0o7777).toBe(0o640);
+  });
+
+  it('touches only IPv4 when ufw has IPv6 off, and only the files when ufw is disabled', async () => {
+    const v4only = ufwTree({ ipv6: 'no' });
+    await new LiveSystem(v4only).firewallAllowUdp(R1);
+    expect(readFileSync(join(v4only.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('image.user6.rules'));
+    expect(calls()).toBe(`iptables-restore ${N} -n ${join(v4only.dir, 'user.rules')}\n`);
+
+    const off = ufwTree({ enabled: 'no' });
+    await new LiveSystem(off).firewallAllowUdp(R1);
+    expect(readFileSync(join(off.dir, 'user.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user.rules'));
+    expect(calls()).toBe(`iptables-restore ${N} -n ${join(v4only.dir, 'user.rules')}\n`);
+  });
+
+  it('leaves an existing rule for the ports, or files of another shape, to real ufw at the lowest CPU priority', async () => {
+    const loc = ufwTree();
+    writeFileSync(join(loc.dir, 'user.rules'), ufwFixture('allow-51820-51919.user.rules'));
+    await new LiveSystem(loc).firewallAllowUdp(R1);
+    const other: UfwLocations = ufwTree();
+    writeFileSync(join(other.dir, 'user6.rules'), '# hand-written\n');
+    await new LiveSystem(other).firewallAllowUdp(R1);
+    const ufw = 'ufw 19 allow proto udp from any to any port 51820:51919 comment syntropy-agent wireguard\n';
+    expect(calls()).toBe(ufw + ufw);
+    // Real ufw is left to write them.
+    expect(readFileSync(join(loc.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('image.user6.rules'));
+  });
+
+  it('names a failing restore with its message; the files keep the rule for the rollback to delete', async () => {
+    const loc = ufwTree();
+    stub('ip6tables-restore', 'echo "ip6tables-restore: line 12 failed" >&2; exit 2');
+    await expect(new LiveSystem(loc).firewallAllowUdp(R1)).rejects.toThrow(`ip6tables-restore -n ${join(loc.dir, 'user6.rules')} failed (exit 2): ip6tables-restore: line 12 failed`);
+    expect(readFileSync(join(loc.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user6.rules'));
+  });
+
+  it('removes a rule with real ufw, and names a failing command with its message', async () => {
+    await new LiveSystem(ufwTree()).firewallDeleteUdp({ start: 40000, end: 40099 });
+    expect(calls()).toMatch(/^ufw \d+ delete allow proto udp from any to any port 40000:40099\n$/);
+    stub('ufw', 'echo "ERROR: Could not load logging rules" >&2; exit 1');
+    await expect(new LiveSystem(ufwTree()).firewallDeleteUdp(R1)).rejects.toThrow(/ufw delete allow proto udp .* failed \(exit 1\): ERROR: Could not load logging rules/);
+    const broken = ufwTree();
+    writeFileSync(join(broken.dir, 'user.rules'), '');
+    await expect(new LiveSystem(broken).firewallAllowUdp(R1)).rejects.toThrow(/ufw allow proto udp .* failed \(exit 1\): ERROR: Could not load logging rules/);
   });
 });
