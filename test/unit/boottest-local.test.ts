@@ -7,7 +7,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SsmDouble } from '../../scripts/lib/boottest/parameter-store-double.ts';
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { bootTestUserData } from '../../scripts/lib/boottest/local.ts';
-import { assertConfigured, assertFirewallDelta, CONTAINER_PROBE, parseGuestState, type GuestState } from '../../scripts/lib/boottest/guest-state.ts';
+import { assertConfigured, assertFirewallDelta, CONTAINER_PROBE, liveUfwProbe, liveUfwRuleProblems, parseGuestState, type GuestState } from '../../scripts/lib/boottest/guest-state.ts';
 import { runPool } from '../../scripts/lib/boottest/common.ts';
 import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/boottest/report.ts';
 import { selectScenarios, readManifest } from '../../scripts/boot-test.ts';
@@ -114,6 +114,27 @@ describe('pass/fail rules', () => {
     expect(() => assertFirewallDelta(before, state({ ufw: [...ok.ufw, '8080/tcp ALLOW Anywhere'] }), '51820-51830')).toThrow(/8080/);
     expect(() => assertFirewallDelta(before, state({ ufw: ['51820:51830/udp ALLOW Anywhere'] }), '51820-51830')).toThrow(/removed: 22\/tcp/);
     expect(() => assertFirewallDelta(before, before, '51820-51830')).toThrow(/added: none/);
+  });
+
+  it('reads ufw\'s dry run and the running chains: the agent rule is ufw\'s own and loaded once', () => {
+    // The shape of what liveUfwProbe printed in a guest of the image (ufw 0.36.2, iptables 1.8.11).
+    const chain = (c: string) => `-N ${c}\n-A ${c} -p tcp -m tcp --dport 22 -j ACCEPT\n-A ${c} -p udp -m multiport --dports 51820:51830 -j ACCEPT\n`;
+    const out = (dry: string, v4: string, v6: string, files = '2\n2') =>
+      `${dry}\n### v4\n${v4}### v6\n${v6}### files\n${files}\n`;
+    const seen = 'Skipping adding existing rule\nSkipping adding existing rule (v6)';
+    expect(liveUfwProbe('51820-51830', 'syntropy-agent wireguard')).toContain("port 51820:51830 comment 'syntropy-agent wireguard'");
+    expect(liveUfwRuleProblems(out(seen, chain('ufw-user-input'), chain('ufw6-user-input')), '51820-51830')).toEqual([]);
+    // ufw would add it (it does not parse what was written as the same rule).
+    expect(liveUfwRuleProblems(out('Rules updated\nRules updated (v6)', chain('ufw-user-input'), chain('ufw6-user-input')), '51820-51830').join()).toMatch(/IPv4 rule as its own.*IPv6 rule as its own/);
+    // In the files but not loaded, or loaded twice.
+    const notLoaded = '-N ufw6-user-input\n-A ufw6-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n';
+    expect(liveUfwRuleProblems(out(seen, chain('ufw-user-input'), notLoaded), '51820-51830')).toEqual([
+      'IPv6: the running ufw6-user-input holds "-A ufw6-user-input -p udp -m multiport --dports 51820:51830 -j ACCEPT" 0 times, want once',
+      'IPv6: the running ufw6-user-input has 1 rules, its rules file 2',
+    ]);
+    const twice = chain('ufw-user-input') + '-A ufw-user-input -p udp -m multiport --dports 51820:51830 -j ACCEPT\n';
+    expect(liveUfwRuleProblems(out(seen, twice, chain('ufw6-user-input')), '51820-51830').join()).toMatch(/2 times, want once.*3 rules, its rules file 2/);
+    expect(liveUfwRuleProblems('', '51820-51830').length).toBe(6);
   });
 
   it('passes a report only when every requested scenario ran and passed', () => {

@@ -195,3 +195,44 @@ export function assertFirewallDelta(before: GuestState, after: GuestState, range
   check(removed.length === 0, `firewall rules removed: ${removed.join(' | ')}`);
   check(added.length > 0 && added.every((r) => r.startsWith(`${want}/udp `) && /ALLOW/.test(r)), `firewall rules added: ${added.join(' | ') || 'none'}; want only ${want}/udp`);
 }
+
+/**
+ * Prints what `liveUfwRuleProblems` reads: ufw's own view of the agent's rule (a dry run, which
+ * changes nothing: "Skipping adding existing rule" when ufw already has it) and the running
+ * user-input chains next to the files they are loaded from. First boot writes the rule into
+ * ufw's files itself and loads them with iptables-restore (firstboot/src/ufw-rules.ts): this is
+ * the proof that ufw reads the result as its own and that the kernel holds it.
+ */
+export function liveUfwProbe(range: string, comment: string): string {
+  const ports = range.replace('-', ':');
+  return [
+    `sudo ufw --dry-run allow proto udp from any to any port ${ports} comment '${comment}'`,
+    "echo '### v4'",
+    'sudo iptables -S ufw-user-input',
+    "echo '### v6'",
+    'sudo ip6tables -S ufw6-user-input',
+    "echo '### files'",
+    "sudo grep -c '^-A ufw-user-input ' /etc/ufw/user.rules",
+    "sudo grep -c '^-A ufw6-user-input ' /etc/ufw/user6.rules",
+  ].join('; ');
+}
+
+/** What is wrong with the live rule for `range`, read from liveUfwProbe's output; empty when nothing. */
+export function liveUfwRuleProblems(out: string, range: string): string[] {
+  const ports = range.replace('-', ':');
+  const [dry = '', v4 = '', v6 = '', files = ''] = out.split(/^### (?:v4|v6|files)$/m);
+  const problems: string[] = [];
+  const skipped = dry.split('\n').map((l) => l.trim());
+  const said = skipped.filter(Boolean).join(' | ') || 'no output';
+  if (!skipped.includes('Skipping adding existing rule')) problems.push(`ufw does not see the IPv4 rule as its own: ${said}`);
+  if (!skipped.includes('Skipping adding existing rule (v6)')) problems.push(`ufw does not see the IPv6 rule as its own: ${said}`);
+  const [n4, n6] = files.trim().split('\n').map((l) => (/^\d+$/.test(l.trim()) ? Number(l) : undefined));
+  for (const [family, chain, text, inFiles] of [['IPv4', 'ufw-user-input', v4, n4], ['IPv6', 'ufw6-user-input', v6, n6]] as const) {
+    const rules = text.split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+    const want = `-A ${chain} -p udp -m multiport --dports ${ports} -j ACCEPT`;
+    const n = rules.filter((l) => l === want).length;
+    if (n !== 1) problems.push(`${family}: the running ${chain} holds "${want}" ${n} times, want once`);
+    if (rules.length !== inFiles) problems.push(`${family}: the running ${chain} has ${rules.length} rules, its rules file ${inFiles ?? 'no count'}`);
+  }
+  return problems;
+}

@@ -14,7 +14,8 @@ import { SshHost } from '../../../hardening/host.ts';
 import { runChecks } from '../../../hardening/runner.ts';
 import { buildReport } from '../../../hardening/report.ts';
 import type { CatalogEntry } from '../../../hardening/catalog.ts';
-import { assertConfigured, assertFirewallDelta, firstbootSettled, firstbootStatus, inspectGuest, tokenLeaks, waitFor, waitForAgent, type GuestState } from './guest-state.ts';
+import { assertConfigured, assertFirewallDelta, firstbootSettled, firstbootStatus, inspectGuest, liveUfwProbe, liveUfwRuleProblems, tokenLeaks, waitFor, waitForAgent, type GuestState } from './guest-state.ts';
+import { UFW_COMMENT } from '../../../firstboot/src/ufw-rules.ts';
 
 export interface LocalBootContext {
   image: string;
@@ -191,6 +192,11 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
       );
       rec.figures.used_memory_mib = after.memUsedMib;
       await rec.step('firewall opens exactly the UDP range', async () => assertFirewallDelta(before, after, RANGE));
+      await rec.step('ufw reads the rule first boot wrote as its own, and the running firewall holds it once', async () => {
+        const r = await vm.ssh(liveUfwProbe(RANGE, UFW_COMMENT));
+        const problems = liveUfwRuleProblems(r.stdout, RANGE);
+        check(problems.length === 0, `${problems.join('; ')}${r.stderr.trim() ? ` (stderr: ${r.stderr.trim()})` : ''}`);
+      });
       await rec.step('token nowhere but agent.env (journal, console, ps, files)', async () => {
         const leaks = await tokenLeaks(vm, token);
         check(leaks.length === 0, `token found in: ${leaks.join('; ')}`);
