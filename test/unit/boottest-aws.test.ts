@@ -18,6 +18,7 @@ import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCo
 import { loadConfig } from '../../scripts/lib/config.ts';
 import { launched, runAwsBootTest } from '../../scripts/lib/boottest/aws.ts';
 import { buildOutput } from '../helpers/build-output.ts';
+import { BOOT_CLEAN } from '../../scripts/lib/boottest/common.ts';
 
 const { config: cfg } = loadConfig({ overrides: [{ target: 'aws', aws: { region: 'eu-west-1' } }] });
 // The manifest the build's own writer produces for an aws build in eu-west-1 (region -> AMI map).
@@ -42,6 +43,13 @@ function happy(opts: { source?: string } = {}): void {
   ec2.on(TerminateInstancesCommand).resolves({});
   ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
   ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: STATUS(true, opts.source) });
+  bootEnds('state=running\n');
+}
+
+/** What the boot-end check (BOOT_CLEAN through AWS-RunShellScript) prints on the instance. */
+function bootEnds(out: string): void {
+  ssm.on(SendCommandCommand, { DocumentName: 'AWS-RunShellScript', Parameters: { commands: BOOT_CLEAN.split('\n') } }).resolves({ Command: { CommandId: 'cmd-boot-clean' } });
+  ssm.on(GetCommandInvocationCommand, { CommandId: 'cmd-boot-clean' }).resolves({ Status: 'Success', StandardOutputContent: out });
 }
 
 const run = (scenarios: string[]) => runAwsBootTest(cfg, manifest, scenarios, { log: () => {}, parallel: 2, deps: { ec2: new EC2Client({ region: 'eu-west-1' }), ssm: new SSMClient({ region: 'eu-west-1' }), sleep: async () => {}, pollMs: 1000 } });
@@ -100,6 +108,7 @@ describe('aws boot test', () => {
       return { InstanceStatuses: [now === 'running' ? { InstanceState: { Name: 'running' }, InstanceStatus: { Status: 'ok' }, SystemStatus: { Status: 'ok' } } : { InstanceState: { Name: now } }] };
     });
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${STATUS(false)}\nENV=1 JOURNAL=1 CONTAINER=absent\n` });
+    bootEnds('state=running\n');
     const [cut] = await run(['interrupted']);
     expect(cut!.passed).toBe(false);
     expect(cut!.error).toMatch(/in between/);
@@ -108,6 +117,7 @@ describe('aws boot test', () => {
     expect(ec2.commandCalls(RebootInstancesCommand)).toHaveLength(0);
     expect(terminated()).toHaveLength(1);
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${STATUS(false)}\nENV=0 JOURNAL=0 CONTAINER=absent\n` });
+    bootEnds('state=running\n');
     state = 'running';
     const [clean] = await run(['interrupted']);
     expect(clean!.error).toBeUndefined();
@@ -121,9 +131,9 @@ describe('aws boot test', () => {
       order.push('describe');
       return { InstanceInformationList: order.length < 3 ? [] : [{ PingStatus: 'Online' }] };
     });
-    ssm.on(SendCommandCommand).callsFake(() => {
+    ssm.on(SendCommandCommand).callsFake((input: { Parameters?: Record<string, string[]> }) => {
       order.push('send');
-      return { Command: { CommandId: 'cmd-1' } };
+      return { Command: { CommandId: input.Parameters?.commands?.join('\n') === BOOT_CLEAN ? 'cmd-boot-clean' : 'cmd-1' } };
     });
     const [r] = await run(['user-data']);
     expect(r!.passed, r!.error).toBe(true);
@@ -152,12 +162,29 @@ describe('aws boot test', () => {
     it(`fails at ${step} and still terminates the instance`, async () => {
       happy();
       breakIt();
+      // Only the step under test breaks: the boot-end check before it still answers.
+      if (step !== 'SendCommand') bootEnds('state=running\n');
       const [r] = await run(['user-data']);
       expect(r!.passed).toBe(false);
       expect(r!.error).toMatch(message);
       expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
     });
   }
+
+  it('fails when boot ended degraded or systemd dropped a start job to break an ordering cycle, and still terminates', async () => {
+    for (const [out, message] of [
+      ['state=degraded\nauditd.service loaded failed failed Security Audit Logging Service\n', /system state degraded, want running; auditd.service loaded failed/],
+      ['state=running\nmulti-user.target: Job syntropy-route-failover.service/start deleted to break ordering cycle starting with multi-user.target/start\n', /deleted to break ordering cycle/],
+    ] as const) {
+      happy();
+      bootEnds(out);
+      const [r] = await run(['user-data']);
+      expect(r!.passed).toBe(false);
+      expect(r!.error).toMatch(message);
+      expect(r!.steps.at(-1)!.name).toBe('boot finished: no failed unit, no start job dropped by an ordering cycle');
+      expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
+    }
+  });
 
   it('names the region and call when the launch itself fails (nothing to terminate)', async () => {
     happy();
@@ -171,6 +198,7 @@ describe('aws boot test', () => {
     happy();
     // The probe answers with no facts at all: every check must fail or error, never pass.
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: STATUS(true) });
+    bootEnds('state=running\n');
     const [r] = await run(['compliance']);
     expect(r!.passed).toBe(false);
     expect(r!.steps.find((s) => s.name.startsWith('CIS'))).toBeDefined();

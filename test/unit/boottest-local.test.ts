@@ -8,7 +8,7 @@ import { SsmDouble } from '../../scripts/lib/boottest/parameter-store-double.ts'
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { bootTestUserData } from '../../scripts/lib/boottest/local.ts';
 import { assertConfigured, assertFirewallDelta, CONTAINER_PROBE, liveUfwProbe, liveUfwRuleProblems, parseGuestState, type GuestState } from '../../scripts/lib/boottest/guest-state.ts';
-import { runPool } from '../../scripts/lib/boottest/common.ts';
+import { BOOT_CLEAN, bootCleanProblems, runPool } from '../../scripts/lib/boottest/common.ts';
 import { bootJUnit, bootMarkdown, bootReport } from '../../scripts/lib/boottest/report.ts';
 import { selectScenarios, readManifest } from '../../scripts/boot-test.ts';
 import { parseUserData } from '../../firstboot/src/user-data.ts';
@@ -79,7 +79,45 @@ const state = (o: Partial<GuestState>): GuestState => ({
   ...o,
 });
 
+/**
+ * BOOT_CLEAN run by bash against stand-ins for systemctl, journalctl and sudo. The journalctl
+ * stand-in keeps journald's split: `fromPid1` has _PID=1 (logged once journald runs), `fromKmsg`
+ * only SYSLOG_IDENTIFIER=systemd (logged to the kernel buffer before journald ran, as systemd
+ * does while it loads units); each is printed only when a match names its field.
+ */
+function bootClean(state: string, failed: string, fromPid1: string, fromKmsg = ''): string[] {
+  const bin = mkdtempSync(join(tmpdir(), 'bootclean-'));
+  const tool = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/bash\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  tool('systemctl', `case "$1" in is-system-running) printf '%s\\n' ${JSON.stringify(state)}; [ ${JSON.stringify(state)} = running ];; --failed) printf '%b' ${JSON.stringify(failed)};; esac`);
+  tool('journalctl', `for a in "$@"; do case "$a" in SYSLOG_IDENTIFIER=systemd) printf '%b' ${JSON.stringify(fromKmsg)};; _PID=1) printf '%b' ${JSON.stringify(fromPid1)};; esac; done`);
+  tool('sudo', 'exec "$@"');
+  return bootCleanProblems(execFileSync('bash', ['-c', BOOT_CLEAN], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, encoding: 'utf8' }));
+}
+
 describe('pass/fail rules', () => {
+  it('calls a boot clean only when it ran to the end without a failed unit or a job dropped by an ordering cycle', () => {
+    const quiet = 'Queued start job for default target graphical.target.\nReached target multi-user.target - Multi-User System.\n';
+    expect(bootClean('running', '', quiet)).toEqual([]);
+    // systemd's own lines from a guest of build 20261206T181756Z, whose failover unit was
+    // After=cloud-final.service: logged before journald ran, so they are kernel-buffer records.
+    const cycle = 'multi-user.target: Found ordering cycle on syntropy-route-failover.service/start\nmulti-user.target: Found dependency on cloud-final.service/start\nmulti-user.target: Job syntropy-route-failover.service/start deleted to break ordering cycle starting with multi-user.target/start\n';
+    const dropped = [
+      'multi-user.target: Found ordering cycle on syntropy-route-failover.service/start',
+      'multi-user.target: Job syntropy-route-failover.service/start deleted to break ordering cycle starting with multi-user.target/start',
+    ];
+    expect(bootClean('running', '', quiet, cycle)).toEqual(dropped);
+    expect(bootClean('running', '', quiet + cycle)).toEqual(dropped);
+    expect(bootClean('degraded', 'auditd.service loaded failed failed Security Audit Logging Service\n', quiet)).toEqual([
+      'system state degraded, want running',
+      'auditd.service loaded failed failed Security Audit Logging Service',
+    ]);
+    // Nothing read from the journal is no evidence of a clean boot.
+    expect(bootClean('running', '', '')).toEqual(['journal of this boot unreadable:']);
+  });
+
   it('accepts a configured guest and names what is missing otherwise', () => {
     expect(() => assertConfigured(state({}), '51820-51830')).not.toThrow();
     expect(() => assertConfigured(state({ container: { running: true, image: 'sha256:pulled' } }), '51820-51830')).toThrow(/not the preloaded/);

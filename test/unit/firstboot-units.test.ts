@@ -70,6 +70,20 @@ describe('first-boot units', () => {
     for (const s of starters) expect(before, `${agent} is ordered after ${s}`).not.toContain(s);
   });
 
+  it('never order a unit multi-user.target wants after a unit that starts after multi-user.target (a cycle systemd breaks by dropping a start job)', () => {
+    // cloud-final.service is After=multi-user.target (cloud-init's systemd/cloud-final.service.tmpl);
+    // a target is ordered after the units it wants (systemd.target(5), default dependencies).
+    const late = ['cloud-final.service', 'multi-user.target', 'graphical.target'];
+    const wanted = [...units].filter(([, u]) => (u.get('Install.WantedBy') ?? []).includes('multi-user.target')).map(([n]) => n);
+    expect(wanted).toContain('syntropy-route-failover.service');
+    for (const n of wanted) {
+      const before = orderedBefore(n);
+      for (const l of late) expect(before, `${n} is ordered after ${l}`).not.toContain(l);
+    }
+    // The failover watcher still waits for the stage that writes its configuration.
+    expect(orderedBefore('syntropy-route-failover.service')).toContain('cloud-init-network.service');
+  });
+
   it('put the console dialogue after first boot but not after Docker or cloud-init\'s config stage', () => {
     const before = orderedBefore('syntropy-firstboot-console@.service');
     expect(before).toContain('syntropy-firstboot.service');

@@ -82,3 +82,24 @@ export async function runPool<T>(items: string[], parallel: number, fn: (name: s
   await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, items.length)) }, worker));
   return out;
 }
+
+/**
+ * Boot reached its end with nothing dropped or failed: `systemctl is-system-running` says
+ * `running` (not `degraded`: a failed unit), and systemd logged no ordering cycle (it breaks one
+ * by deleting a start job, so the unit silently never starts; systemd's wording: "Found ordering
+ * cycle on ...", "Job ... deleted to break ordering cycle"). Those lines are written while the
+ * unit graph is loaded, before journald runs: systemd logs them to the kernel buffer, and journald
+ * imports them with _TRANSPORT=kernel and SYSLOG_IDENTIFIER=systemd but no _PID field
+ * (systemd-journald.service(8), "kmsg"), so _PID=1 alone misses them. An unreadable or empty
+ * journal is a problem too, never a pass.
+ */
+export const BOOT_CLEAN = `state=$(timeout 600 systemctl is-system-running --wait 2>&1); echo "state=$state"
+systemctl --failed --no-legend --plain --no-pager
+if ! j=$(sudo journalctl -b -o cat --no-pager _PID=1 + SYSLOG_IDENTIFIER=systemd 2>&1) || [ -z "$j" ]; then echo "journal of this boot unreadable: $j"; fi
+printf '%s\\n' "$j" | grep -E 'ordering cycle' || true`;
+
+export function bootCleanProblems(out: string): string[] {
+  const lines = out.split('\n').map((l) => l.trim()).filter(Boolean);
+  const state = lines.find((l) => l.startsWith('state='))?.slice(6);
+  return [...(state === 'running' ? [] : [`system state ${state ?? '(none)'}, want running`]), ...lines.filter((l) => !l.startsWith('state='))];
+}
