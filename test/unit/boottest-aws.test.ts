@@ -18,7 +18,7 @@ import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCo
 import { loadConfig } from '../../scripts/lib/config.ts';
 import { launched, runAwsBootTest } from '../../scripts/lib/boottest/aws.ts';
 import { buildOutput } from '../helpers/build-output.ts';
-import { BOOT_CLEAN } from '../../scripts/lib/boottest/common.ts';
+import { BOOT_CLEAN, BOOT_CLEAN_STEP } from '../../scripts/lib/boottest/common.ts';
 
 const { config: cfg } = loadConfig({ overrides: [{ target: 'aws', aws: { region: 'eu-west-1' } }] });
 // The manifest the build's own writer produces for an aws build in eu-west-1 (region -> AMI map).
@@ -181,7 +181,7 @@ describe('aws boot test', () => {
       const [r] = await run(['user-data']);
       expect(r!.passed).toBe(false);
       expect(r!.error).toMatch(message);
-      expect(r!.steps.at(-1)!.name).toBe('boot finished: no failed unit, no start job dropped by an ordering cycle');
+      expect(r!.steps.at(-1)!.name).toBe(BOOT_CLEAN_STEP);
       expect(terminated()).toEqual(['i-0aaaabbbbccccdddd']);
     }
   });

@@ -19,7 +19,7 @@ import {
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Config } from '../config.ts';
 import { awsCall, NOT_YET } from '../aws-call.ts';
-import { BOOT_CLEAN, bootCleanProblems, check, recordScenario, syntropyUserData, TEST_RANGE, type Recorder, type ScenarioResult } from './common.ts';
+import { check, checkBootEnded, recordScenario, syntropyUserData, TEST_RANGE, type Recorder, type ScenarioResult } from './common.ts';
 import { SsmHost } from '../../../hardening/host.ts';
 import { runChecks } from '../../../hardening/runner.ts';
 import { buildReport } from '../../../hardening/report.ts';
@@ -315,10 +315,7 @@ function runOne(cfg: Config, m: BuildManifest, name: string, d: AwsBootDeps, log
         });
         if (scenario.consoleOffersDialogue) check(/agent token/i.test(text), 'the console does not offer the dialogue on an instance without user data');
       });
-      await rec.step('boot finished: no failed unit, no start job dropped by an ordering cycle', async () => {
-        const problems = bootCleanProblems(await run.shell(BOOT_CLEAN.split('\n')));
-        check(problems.length === 0, problems.join('; '));
-      });
+      await checkBootEnded(rec, (script) => run.shell(script.split('\n')));
       for (const step of scenario.steps) await step(run);
     } finally {
       if (id) {

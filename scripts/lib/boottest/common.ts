@@ -88,10 +88,10 @@ export async function runPool<T>(items: string[], parallel: number, fn: (name: s
  * `running` (not `degraded`: a failed unit), and systemd logged no ordering cycle (it breaks one
  * by deleting a start job, so the unit silently never starts; systemd's wording: "Found ordering
  * cycle on ...", "Job ... deleted to break ordering cycle"). Those lines are written while the
- * unit graph is loaded, before journald runs: systemd logs them to the kernel buffer, and journald
- * imports them with _TRANSPORT=kernel and SYSLOG_IDENTIFIER=systemd but no _PID field
- * (systemd-journald.service(8), "kmsg"), so _PID=1 alone misses them. An unreadable or empty
- * journal is a problem too, never a pass.
+ * unit graph is loaded, before journald runs, so they reach the journal through the kernel
+ * buffer: in guests of build 20261206T181756Z a match on _PID=1 alone missed them and one on
+ * SYSLOG_IDENTIFIER=systemd found them. An unreadable or empty journal is a problem too, never a
+ * pass.
  */
 export const BOOT_CLEAN = `state=$(timeout 600 systemctl is-system-running --wait 2>&1); echo "state=$state"
 systemctl --failed --no-legend --plain --no-pager
@@ -102,4 +102,14 @@ export function bootCleanProblems(out: string): string[] {
   const lines = out.split('\n').map((l) => l.trim()).filter(Boolean);
   const state = lines.find((l) => l.startsWith('state='))?.slice(6);
   return [...(state === 'running' ? [] : [`system state ${state ?? '(none)'}, want running`]), ...lines.filter((l) => !l.startsWith('state='))];
+}
+
+export const BOOT_CLEAN_STEP = 'boot finished: no failed unit, no start job dropped by an ordering cycle';
+
+/** The boot-end step of every boot scenario; `exec` runs BOOT_CLEAN on the instance and returns its stdout. */
+export function checkBootEnded(rec: Recorder, exec: (script: string) => Promise<string>): Promise<void> {
+  return rec.step(BOOT_CLEAN_STEP, async () => {
+    const problems = bootCleanProblems(await exec(BOOT_CLEAN));
+    check(problems.length === 0, problems.join('; '));
+  });
 }

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DPKG_LIST_FORMAT, sbomDpkgMismatch } from '../bake/sbom.ts';
-import { BOOT_CLEAN, bootCleanProblems, check, recordScenario, Recorder, syntropyUserData, testToken, TEST_RANGE, USER_DATA_RANGE, type ScenarioResult } from './common.ts';
+import { check, checkBootEnded, recordScenario, Recorder, syntropyUserData, testToken, TEST_RANGE, USER_DATA_RANGE, type ScenarioResult } from './common.ts';
 import { LocalVm, SSM_DOUBLE_ADDR } from '../guest/vm.ts';
 import type { Accelerator } from '../guest/qemu.ts';
 import { SsmDouble } from './parameter-store-double.ts';
@@ -88,12 +88,8 @@ async function bootToSsh(vm: LocalVm, rec: Recorder, name = 'boot to SSH'): Prom
   return ms;
 }
 
-async function bootClean(vm: LocalVm, rec: Recorder): Promise<void> {
-  await rec.step('boot finished: no failed unit, no start job dropped by an ordering cycle', async () => {
-    const problems = bootCleanProblems((await vm.ssh(BOOT_CLEAN)).stdout);
-    check(problems.length === 0, problems.join('; '));
-  });
-}
+/** The boot-end check (checkBootEnded) over SSH. */
+const bootEnded = (vm: LocalVm, rec: Recorder) => checkBootEnded(rec, async (script) => (await vm.ssh(script)).stdout);
 
 /** Configures through user data + the SSM double and waits for the agent; returns the double. */
 async function configureByUserData(vm: LocalVm, rec: Recorder, ssm: SsmDouble, r: InstanceRole): Promise<GuestState> {
@@ -103,7 +99,7 @@ async function configureByUserData(vm: LocalVm, rec: Recorder, ssm: SsmDouble, r
     const s = await firstbootStatus(vm);
     check(s.configured && s.source === 'user-data', `not configured from user data: ${JSON.stringify(s)}`);
   });
-  await bootClean(vm, rec);
+  await bootEnded(vm, rec);
   const g = await rec.step('agent running from the preloaded image', async () => {
     const g = await waitForAgent(vm, 'the agent to bind its port', 120_000);
     assertConfigured(g, UD_RANGE);
@@ -144,7 +140,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
         const r = await vm.ssh(`pid=$(systemctl show -P MainPID syntropy-firstboot-console@ttyS0.service); sudo tr '\\0' ' ' < /proc/$pid/cmdline`);
         check(/^\/usr\/bin\/node .*--snapshot-blob \/usr\/lib\/syntropy-firstboot\/node-startup\.blob -- console/.test(r.stdout), `console's command line: ${r.stdout.trim() || r.stderr.trim()}`);
       });
-      await bootClean(vm, rec);
+      await bootEnded(vm, rec);
       const before = await rec.step('firewall before configuring', () => inspectGuest(vm));
       const session = new TerminalSession(vm.sshArgs());
       try {
