@@ -8,7 +8,7 @@ for tool in node ufw; do
   command -v "$tool" >/dev/null || { echo "install-firstboot: $tool is missing (install-node.sh runs before this)" >&2; exit 1; }
 done
 
-for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/console-done bin/profile.sh bin/syntropy-firstboot bin/snapshot-main.cjs bin/build-node-snapshot bin/90syntropy-node-snapshot units/enable.list firstboot.conf; do
+for f in dist/syntropy-firstboot.mjs dist/syntropy-route-failover.mjs bin/run-agent bin/console-done bin/boot bin/profile.sh bin/syntropy-firstboot bin/snapshot-main.cjs bin/build-node-snapshot bin/90syntropy-node-snapshot units/enable.list firstboot.conf; do
   [[ -f "$src/$f" ]] || { echo "install-firstboot: $src/$f is missing" >&2; exit 1; }
 done
 compgen -G "$src/dist/chunks/*.mjs" >/dev/null || { echo "install-firstboot: $src/dist/chunks/ has no modules (scripts/lib/bake/firstboot-stage.ts)" >&2; exit 1; }
@@ -20,6 +20,7 @@ install -m 0644 "$src"/dist/chunks/*.mjs /usr/lib/syntropy-firstboot/chunks/
 install -m 0644 "$src/dist/syntropy-route-failover.mjs" /usr/lib/syntropy-firstboot/syntropy-route-failover.mjs
 install -m 0755 "$src/bin/run-agent" /usr/lib/syntropy-firstboot/run-agent
 install -m 0755 "$src/bin/console-done" /usr/lib/syntropy-firstboot/console-done
+install -m 0755 "$src/bin/boot" /usr/lib/syntropy-firstboot/boot
 install -m 0644 "$src/bin/profile.sh" /etc/profile.d/syntropy-firstboot.sh
 install -m 0755 "$src/bin/syntropy-firstboot" /usr/sbin/syntropy-firstboot
 # Node's bootstrap as a startup snapshot, built on this image's node (the wrapper above starts

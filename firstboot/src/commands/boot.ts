@@ -62,14 +62,15 @@ export async function boot(env: Env): Promise<number> {
     }
   }
   writeFileAtomic(env.p.needsDialogue, `${id}\n`, 0o644);
-  env.con.say(
-    [
-      '',
-      '*** The Syntropy agent is not configured yet. ***',
-      'Log in over SSH as admin to answer the setup questions, or configure it without a login',
-      'through EC2 user data or the SyntropyConfigureAgent SSM document (see the product README).',
-      '',
-    ].join('\n'),
-  );
+  env.con.say(NOT_CONFIGURED_NOTICE);
   return 0;
 }
+
+/** Printed at boot when the dialogue will ask; firstboot/bin/boot prints the same on its fast path. */
+export const NOT_CONFIGURED_NOTICE = [
+  '',
+  '*** The Syntropy agent is not configured yet. ***',
+  'Log in over SSH as admin to answer the setup questions, or configure it without a login',
+  'through EC2 user data or the SyntropyConfigureAgent SSM document (see the product README).',
+  '',
+].join('\n');
