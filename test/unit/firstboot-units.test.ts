@@ -149,6 +149,10 @@ describe('first-boot units', () => {
     const template = Number(units.get('syntropy-firstboot-console@.service')!.get('Service.StartupCPUWeight')![0]);
     expect(Number(tty1.get('Service.StartupCPUWeight')![0])).toBeLessThan(template);
     expect(existsSync(join(DIR, 'syntropy-firstboot-console@ttyS0.service.d'))).toBe(false);
+    // A weight is a share among the units of one slice: the consoles' must be among the units
+    // they compete with, not in the template's own slice (systemd's default for instances).
+    expect(units.get('syntropy-firstboot-console@.service')!.get('Service.Slice')).toEqual(['system.slice']);
+    expect(units.get('syntropy-firstboot.service')!.get('Service.Slice')).toBeUndefined();
   });
 
   it('undo an interrupted apply before the agent and first boot start, only when a journal exists', () => {
