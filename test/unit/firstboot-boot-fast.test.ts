@@ -6,10 +6,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 import { NOT_CONFIGURED_NOTICE } from '../../firstboot/src/commands/boot.ts';
+import { paths } from '../../firstboot/src/state.ts';
 import { runFirstboot } from '../helpers/firstboot-run.ts';
 
 const SCRIPT = join(REPO, 'firstboot/bin/boot');
@@ -42,7 +43,8 @@ function install(endpoint: string) {
         resolve({ code, stdout, stderr, program: existsSync(calls) ? readFileSync(calls, 'utf8').trim() : null });
       });
     });
-  return { root, run, marker: join(root, 'run/syntropy/needs-dialogue') };
+  // The program's own file layout: the script's paths must stay the ones it uses.
+  return { root, run, p: paths(root), marker: paths(root).needsDialogue };
 }
 
 describe('firstboot/bin/boot (the first boot without Node)', () => {
@@ -69,8 +71,8 @@ describe('firstboot/bin/boot (the first boot without Node)', () => {
     // IMDSv2: a session token first, then every read carries it; nothing else was asked.
     expect(imds.requests.map((q) => `${q.method} ${q.path} ${q.status} ${q.withToken}`)).toEqual([
       'PUT /latest/api/token 200 false',
-      'GET /latest/meta-data/instance-id 200 true',
       'GET /latest/user-data 404 true',
+      'GET /latest/meta-data/instance-id 200 true',
     ]);
 
     // The program, in the same situation, takes the same decision with the same words.
@@ -107,14 +109,17 @@ describe('firstboot/bin/boot (the first boot without Node)', () => {
       expect(r.code).toBe(7);
       expect(r.stdout).toBe('from-node\n');
       expect(existsSync(s.marker)).toBe(false);
+      // Handed over after the token and the user data's status: the program asks the rest.
+      expect(imds.requests.map((q) => `${q.method} ${q.path}`)).toEqual(['PUT /latest/api/token', 'GET /latest/user-data']);
+      imds.requests.length = 0;
     }
   });
 
   it('leaves a configured instance, one of another instance, and an interrupted apply to the program, before asking metadata', async () => {
-    for (const file of ['state.json', 'apply.journal']) {
+    for (const file of ['stateFile', 'journalFile'] as const) {
       const s = install(endpoint);
-      mkdirSync(join(s.root, 'var/lib/syntropy/firstboot'), { recursive: true });
-      writeFileSync(join(s.root, 'var/lib/syntropy/firstboot', file), '{}\n');
+      mkdirSync(dirname(s.p[file]), { recursive: true });
+      writeFileSync(s.p[file], '{}\n');
       const r = await s.run();
       expect(r.program, file).toBe('boot');
       expect(r.code).toBe(7);
