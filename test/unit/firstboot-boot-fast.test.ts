@@ -3,7 +3,7 @@
 // for real (bash, curl) against the project's IMDSv2 double on loopback, with a copy of the
 // script whose three path lines point at a scratch root, the double and a stand-in program.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -81,6 +81,20 @@ describe('firstboot/bin/boot (the first boot without Node)', () => {
     expect(n.code, n.err).toBe(0);
     expect(n.out).toBe(r.stdout);
     expect(readFileSync(join(root, 'run/syntropy/needs-dialogue'), 'utf8')).toBe(`${ID}\n`);
+  });
+
+  it('keeps the metadata session token out of curl\'s argv', async () => {
+    const s = install(endpoint);
+    const bin = mkdtempSync(join(tmpdir(), 'fb-boot-curl-'));
+    const log = join(bin, 'argv');
+    const real = execFileSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).trim();
+    writeFileSync(join(bin, 'curl'), `#!/bin/sh\nprintf '%s\\n' "$*" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const r = await s.run({ PATH: `${bin}:${process.env.PATH}` });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.program).toBeNull();
+    const argv = readFileSync(log, 'utf8');
+    expect(argv.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(argv).not.toMatch(/x-aws-ec2-metadata-token:/i);
   });
 
   it('takes empty user data (200, no bytes) as none, as the program does', async () => {
