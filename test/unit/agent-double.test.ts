@@ -18,6 +18,9 @@ interface Run {
   out: string;
   calls: string[];
   ports: Record<string, number>;
+  /** The stand-ins started, one line each (ip, wg). */
+  processes: string[];
+  keys: string[];
 }
 
 /**
@@ -35,15 +38,27 @@ function runDouble(env: Record<string, string>, opts: { prelude?: string; taken?
     chmodSync(join(bin, name), 0o755);
   };
   writeFileSync(join(dir, 'taken'), (opts.taken ?? []).map((p) => `${p}\n`).join(''));
-  stub('ip', `echo "ip $*" >> ${dir}/calls`);
+  // ip: each command (one per call, or one per line of -batch) is recorded; \`link set X up\` binds
+  // the interface's socket on a free random port, as kernel WireGuard does with listen-port 0.
+  stub(
+    'ip',
+    `echo ip >> ${dir}/processes
+one() {
+  echo "ip $*" >> ${dir}/calls
+  if [[ "$1 $2 $4" == "link set up" ]]; then port=$((40000 + $(wc -l < ${dir}/taken))); echo "$port" >> ${dir}/taken; echo "$3=$port" >> ${dir}/ports; fi
+}
+if [[ $1 == -batch || $2 == -batch ]]; then while read -r -a l; do if [[ \${#l[@]} -gt 0 ]]; then one "\${l[@]}"; fi; done; else one "$@"; fi`,
+  );
+  // wg set IF listen-port P private-key FILE: refused (EADDRINUSE) when P is taken; the key
+  // must be one \`wg genkey\` would make (base64 of 32 bytes).
   stub(
     'wg',
-    `echo "wg $*" >> ${dir}/calls
+    `echo wg >> ${dir}/processes
+echo "wg $*" >> ${dir}/calls
 case "$1" in
-  genkey) echo KEY= ;;
-  set) port=$4
-       # listen-port 0: the kernel picks a free port, never a taken one
-       if [[ $port == 0 ]]; then port=$((40000 + $(wc -l < ${dir}/taken))); fi
+  set) if [[ $5 == private-key ]]; then key=$(cat "$6"); [[ $(printf '%s' "$key" | base64 -d | wc -c) == 32 && $key =~ =$ ]] || { echo "bad key $key" >&2; exit 1; }; echo "$2 $key" >> ${dir}/keys; fi
+       if [[ $3 == private-key ]]; then exit 0; fi
+       port=$4
        grep -qx "$port" ${dir}/taken && exit 1
        echo "$port" >> ${dir}/taken; echo "$2=$port" >> ${dir}/ports ;;
   show) sed -n "s/^$2=//p" ${dir}/ports | tail -n 1 ;;
@@ -68,7 +83,8 @@ esac`,
     }
   };
   const ports = Object.fromEntries(read('ports').split('\n').filter(Boolean).map((l) => l.split('=') as [string, string]).map(([k, v]) => [k, Number(v)]));
-  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, calls: read('calls').split('\n').filter(Boolean), ports };
+  const lines = (f: string) => read(f).split('\n').filter(Boolean);
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, calls: lines('calls'), ports, processes: lines('processes'), keys: lines('keys') };
 }
 
 describe('agent test double', () => {
@@ -78,6 +94,18 @@ describe('agent test double', () => {
     expect(r.ports).toEqual({ SYNTROPY_PUBLIC: 51820, SYNTROPY_SDN1: 51821, SYNTROPY_SDN2: 51822, SYNTROPY_SDN3: 51823 });
     expect(r.out).toContain('agent relay-1 (provider 1, tags: a bc) running');
     expect(r.out).not.toMatch(/WARNING/);
+    // Each interface gets a key of its own (checked as base64 of 32 bytes by the wg stand-in).
+    expect(new Set(r.keys.map((k) => k.split(' ')[1])).size).toBe(4);
+    expect(r.keys.map((k) => k.split(' ')[0])).toEqual(['SYNTROPY_PUBLIC', 'SYNTROPY_SDN1', 'SYNTROPY_SDN2', 'SYNTROPY_SDN3']);
+  });
+
+  it('starts its interfaces with one ip process and one wg process per free port (first boot waits for the first)', () => {
+    const r = runDouble({ SYNTROPY_AGENT_TOKEN: TOKEN, SYNTROPY_PORT_RANGE: '51820-51830', SYNTROPY_AGENT_NAME: 'relay-1' });
+    expect(r.code, r.out).toBe(0);
+    expect(r.processes).toEqual(['ip', 'wg', 'wg', 'wg', 'wg']);
+    expect(r.calls.filter((c) => c.startsWith('ip '))).toEqual(
+      ['SYNTROPY_PUBLIC', 'SYNTROPY_SDN1', 'SYNTROPY_SDN2', 'SYNTROPY_SDN3'].flatMap((i) => [`ip link add ${i} type wireguard`, `ip link set ${i} up`]),
+    );
   });
 
   it('falls back to a random port with the agent\'s warning when the range has fewer free ports than interfaces', () => {
