@@ -5,7 +5,6 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, syml
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { $ } from 'zx';
-import { execa } from 'execa';
 import { loadConfig, type Config } from './lib/config.ts';
 import { runEntry } from './lib/cli/entry.ts';
 import { info, phase } from './lib/cli/log.ts';
@@ -15,6 +14,7 @@ import { SUITE_VERSION, supportStatus } from './lib/bake/support.ts';
 import { findLayer, layerInputs, layerKey, layerWorkDir, releaseDigests, releaseUrls, storeLayer, type Layer } from './lib/bake/layer.ts';
 import { detectPacker, ec2EndpointFromEnv, packerVars, provisionerEnv, PACKER_ONLY, stageDockerKey, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
 import { ensureBaseDisk } from './lib/bake/base-disk.ts';
+import { runPacker } from './lib/bake/run-packer.ts';
 import { ensureAgentDouble } from './lib/bake/agent-double.ts';
 import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
 import { ImdsDouble, imdsNetdev } from './lib/guest/imds-double.ts';
@@ -49,38 +49,6 @@ const REQUIRED_BINARIES: Record<Config['target'], string[]> = {
   local: ['packer', 'qemu-system-x86_64', 'qemu-img', 'mmdebstrap', 'mkfs.ext4', 'sfdisk', 'socat', 'ssh-keygen', 'tar'],
   aws: ['packer'],
 };
-
-/** Streams Packer's output with timestamps and marks each provisioner step as a phase. */
-async function runPacker(args: string[], cwd: string, logFile: string, durations: Record<string, number>, prefix = 'packer'): Promise<void> {
-  const log: string[] = [];
-  let current: { name: string; t0: number } | null = null;
-  let step = 0;
-  const close = () => {
-    if (current) durations[`${prefix}:${current.name}`] = Math.round((Date.now() - current.t0) / 100) / 10;
-    current = null;
-  };
-  const child = execa('packer', args, { cwd, all: true, reject: false, env: { PACKER_NO_COLOR: '1', CHECKPOINT_DISABLE: '1' } });
-  for await (const line of child.iterable({ from: 'all' })) {
-    const text = String(line);
-    log.push(text);
-    const m = /Provisioning with (?:shell script|shell): (.+)$/.exec(text) ?? /Uploading (.+) =>/.exec(text) ?? /Downloading (.+) =>/.exec(text);
-    if (m) {
-      close();
-      step += 1;
-      const name = m[1]!.split('/').filter(Boolean).pop()!;
-      current = { name, t0: Date.now() };
-      info(`packer step ${step}: ${name}`);
-    } else if (/Gracefully halting|Converting hard drive|Creating AMI|Waiting for AMI/.test(text)) {
-      close();
-      current = { name: text.includes('AMI') ? 'register-ami' : 'finalize-disk', t0: Date.now() };
-    }
-    process.stderr.write(`  ${new Date().toISOString().slice(11, 19)} ${text}\n`);
-  }
-  close();
-  const res = await child;
-  writeFileSync(logFile, `${log.join('\n')}\n`);
-  if (res.exitCode !== 0) throw new Error(`packer ${args[0]} failed (exit ${res.exitCode}); full log: ${logFile}`);
-}
 
 runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (cli) => {
   const { config: cfg, hash: configHash, sources } = loadConfig(cli.configInput);
@@ -204,7 +172,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     }
 
     const varFile = join(partialDir, 'stage', 'variables.pkrvars.json');
-    if (flavor.modern) await phase(durations, 'packer-init', () => runPacker(['init', '.'], templateDir, join(partialDir, 'packer-init.log'), durations));
+    if (flavor.modern) await phase(durations, 'packer-init', () => runPacker(['init', '.'], { cwd: templateDir, logFile: join(partialDir, 'packer-init.log'), durations }));
     let layer: Layer | null = null;
     if (ctx.local) {
       // The hardened layer: found under its key, or made now by qemu.layer (scripts/lib/bake/layer.ts).
@@ -222,8 +190,16 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
         writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
         try {
           await phase(durations, 'packer-layer', () =>
-            runPacker(['build', '-color=false', '-only=qemu.layer', `-var-file=${varFile}`, '.'], templateDir, join(partialDir, 'packer-layer.log'), durations, 'layer'),
+            runPacker(['build', '-color=false', '-only=qemu.layer', `-var-file=${varFile}`, '.'], {
+              cwd: templateDir,
+              logFile: join(partialDir, 'packer-layer.log'),
+              durations,
+              prefix: 'layer',
+              serialLog: local.serialLog,
+            }),
           );
+          // QEMU's `-serial file:` truncates: the layer guest's console is kept under its own name.
+          renameSync(local.serialLog, join(partialDir, 'serial-layer.log'));
           layer = await phase(durations, 'store-layer', () => storeLayer(local.layer.key, local.layer.outputDir, inputs, nonce));
         } finally {
           rmSync(local.layer.outputDir, { recursive: true, force: true });
@@ -234,7 +210,12 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     }
     writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
     await phase(durations, 'packer', () =>
-      runPacker(['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'], templateDir, join(partialDir, 'packer.log'), durations),
+      runPacker(['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'], {
+        cwd: templateDir,
+        logFile: join(partialDir, 'packer.log'),
+        durations,
+        serialLog: ctx.local?.serialLog,
+      }),
     );
 
     await $`tar -C ${partialDir} -xf ${join(partialDir, 'image-info.tar')}`;
