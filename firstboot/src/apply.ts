@@ -102,7 +102,9 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
   const deadline = Date.now() + (deps.confirmTimeoutMs ?? 30_000);
   const boundInRange = () => [...deps.sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
   let running = false;
-  let askedAt = -Infinity;
+  // The unit start returned, so `docker run` had started the container: the first question waits
+  // for a port (or a second), when the container has something to show.
+  let askedAt = Date.now();
   let askedWithPort = false;
   while (Date.now() < deadline) {
     const port = boundInRange();
@@ -114,6 +116,8 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
     }
     await new Promise((r) => setTimeout(r, deps.pollMs ?? 100));
   }
+  // The failure is named from Docker's answer now, not from one up to a second old.
+  running = await deps.sys.agentRunning();
   throw new ApplyError(
     running
       ? `the agent container runs but bound no UDP port in ${range.start}-${range.end} (see: docker logs syntropy-agent)`

@@ -189,15 +189,25 @@ describe('confirming the agent runs', () => {
   it('watches the socket table and asks Docker only when a port in the range appears (and once a second otherwise)', async () => {
     const sys = new SlowAgent(1500, 51825);
     expect(await confirmRunning({ start: 51820, end: 51830 }, deps(sys))).toBe(51825);
-    // Polling every 10 ms for 1.5 s: one question at the start, one a second later, one for the port.
-    expect(sys.asked).toBeLessThanOrEqual(3);
-    expect(sys.asked).toBeGreaterThanOrEqual(2);
+    // Polling every 10 ms for 1.5 s: no question at the start (the unit start has just run the
+    // container), one a second later, one for the port.
+    expect(sys.asked).toBeLessThanOrEqual(2);
+    expect(sys.asked).toBeGreaterThanOrEqual(1);
+    const quick = new SlowAgent(50, 51820);
+    expect(await confirmRunning({ start: 51820, end: 51830 }, deps(quick))).toBe(51820);
+    expect(quick.asked).toBe(1);
   });
 
   it('ignores ports outside the range and names a running agent without its port', async () => {
     const sys = new SlowAgent(10, 40000);
     await expect(confirmRunning({ start: 51820, end: 51830 }, deps(sys, 600))).rejects.toThrow(/runs but bound no UDP port in 51820-51830/);
-    expect(sys.asked).toBeLessThanOrEqual(2);
+    expect(sys.asked).toBe(1);
+  });
+
+  it('names a container that stopped by what Docker says at the deadline', async () => {
+    const sys = new SlowAgent(10, 40000);
+    setTimeout(() => (sys.running = false), 300);
+    await expect(confirmRunning({ start: 51820, end: 51830 }, deps(sys, 600))).rejects.toThrow(/the agent container did not start/);
   });
 });
 
