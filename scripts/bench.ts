@@ -86,7 +86,9 @@ export function applyBreakdown(confirmedToRunningMs: number, text: string): { st
  * The bare container start the apply is compared with, run in the guest: the same image and
  * flags as firstboot/bin/run-agent (host network, NET_ADMIN, SYS_MODULE, /dev/net/tun), the
  * settings given as plain -e (a dummy token: the image must have one to stay up), timed from
- * `docker run` to the container running, at most 60 s; then removed.
+ * `docker run` to the container running, at most 60 s; then stopped as the agent unit stops it
+ * (SIGTERM: the agent's WireGuard links live in the host's network namespace and outlast a
+ * killed container, holding the range's ports) and removed.
  */
 export const BARE_START = `sudo sh -c 'set -e
 id=$(sed -n "s/^AGENT_IMAGE_ID=//p" /etc/syntropy/agent-image.lock)
@@ -98,7 +100,8 @@ until [ "$(docker inspect -f "{{.State.Running}}" bench-bare)" = true ]; do
   sleep 0.05
 done
 t1=$(date +%s%N)
-docker rm --force bench-bare >/dev/null
+docker stop --time 20 bench-bare >/dev/null
+docker rm bench-bare >/dev/null
 echo bare_ms=$(( (t1 - t0) / 1000000 ))'`;
 
 /** Runs a command in the guest, prints its output under a title (stderr) and returns its lines for the JSON. */
