@@ -241,12 +241,13 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     done('write-env');
 
     // The firewall rule and the container start are independent: run them together (both are
-    // journaled first, so a failure of either rolls back both).
+    // journaled first, so a failure of either rolls back both). The start goes first: the user
+    // waits for it, and the firewall's file writes are synchronous.
     mark('firewall');
     mark('start-agent');
-    const [fw, start] = await Promise.allSettled([
-      (previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve()).finally(() => done('firewall')),
+    const [start, fw] = await Promise.allSettled([
       sys.startAgent().finally(() => done('start-unit')),
+      (previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve()).finally(() => done('firewall')),
     ]);
     if (fw.status === 'rejected') {
       failedStep = `open UDP ${input.settings.portRange} in the firewall`;

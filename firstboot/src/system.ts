@@ -174,8 +174,12 @@ export class LiveSystem implements System {
   async startAgent(): Promise<void> {
     // The unit file was installed at bake time: enabling needs no daemon reload. Enabling (a
     // symlink for the next boot) and restarting (this boot) are independent.
-    const enabled = this.enableAgentLinks();
-    await Promise.all([enabled ? Promise.resolve() : run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]), run('systemctl', ['restart', AGENT_UNIT])]);
+    // The restart is spawned first: the links' writes and fsyncs are synchronous.
+    const restart = run('systemctl', ['restart', AGENT_UNIT]);
+    const enable = (async () => {
+      if (!this.enableAgentLinks()) await run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]);
+    })();
+    await Promise.all([restart, enable]);
   }
 
   /**

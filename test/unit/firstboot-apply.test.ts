@@ -53,7 +53,7 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PORT_RANGE=51820-51919\n');
     // An EC2 instance tells the agent its provider (1 = AWS) instead of leaving it to IP geolocation.
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PROVIDER=1\n');
-    expect(sys.calls).toEqual(['imageId', 'ufw-allow 51820:51919', 'start']);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(readState(p)?.settings).toEqual(settings);
     // Each step's finishing time, for the benchmark's breakdown: all of them, in time order.
@@ -82,10 +82,10 @@ describe('apply', () => {
   const cases: { failAt: string; expectCalls: string[]; message: RegExp }[] = [
     { failAt: 'imageId', expectCalls: ['imageId'], message: /could not verify the preloaded agent image: imageId exploded/ },
     // The firewall and the start run together, so both are undone when the firewall fails.
-    { failAt: 'ufw-allow', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
-    { failAt: 'start-fails', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
-    { failAt: 'no-run', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
-    { failAt: 'no-port', expectCalls: ['imageId', 'ufw-allow 51820:51919', 'start', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
+    { failAt: 'ufw-allow', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
+    { failAt: 'start-fails', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
+    { failAt: 'no-run', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
+    { failAt: 'no-port', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
   ];
   for (const c of cases) {
     it(`rolls back everything when "${c.failAt}" fails`, async () => {
@@ -122,7 +122,7 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toBe(before);
     expect(statSync(p.envFile).mode & 0o777).toBe(0o600);
     expect(existsSync(p.envBackup)).toBe(false);
-    expect(sys.calls).toEqual(['imageId', 'ufw-allow 40000:40010', 'start', 'stop', 'ufw-delete 40000:40010', 'start']);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'stop', 'ufw-delete 40000:40010', 'start']);
     expect(readState(p)?.settings.portRange).toBe('51820-51919');
   });
 
@@ -132,7 +132,7 @@ describe('apply', () => {
     sys.calls = [];
     sys.agentPort = 40001;
     await applyConfiguration({ token: TOKEN, settings: { ...settings, portRange: '40000-40010' }, source: 'ssm', instanceId: 'i-1' }, deps);
-    expect(sys.calls).toEqual(['imageId', 'ufw-allow 40000:40010', 'start', 'ufw-delete 51820:51919']);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'ufw-delete 51820:51919']);
   });
 
   it('undoes an apply cut off by a power failure on the next run', async () => {
