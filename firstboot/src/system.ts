@@ -4,11 +4,10 @@
 // through the 0600 env file.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
 import { planUfwAllow, UFW_COMMENT, UFW_LOCATIONS, type UfwLocations } from './ufw-rules.ts';
-import { fsyncDir, writeFileAtomic } from './state.ts';
+import { writeFileAtomic } from './state.ts';
 import { containerRunning, inspectImage, inspectImageId, warmUpDockerApi } from './docker-api.ts';
 
 export const AGENT_CONTAINER = 'syntropy-agent';
@@ -67,64 +66,13 @@ function failureCause(err: RunError, timeoutMs: number): string {
   return '';
 }
 
-/** Where systemd's units are and where `systemctl enable` links them (tests point it at a copy). */
-export interface SystemdLocations {
-  /** The package's unit directory (install-firstboot.sh puts the agent's unit there). */
-  unitDir: string;
-  /** The administrator's directories, in systemd's order: a unit of the same name there wins. */
-  overrideDirs: string[];
-  /** Where `systemctl enable` writes its links. */
-  etcDir: string;
-}
-
-export const SYSTEMD_LOCATIONS: SystemdLocations = {
-  unitDir: '/usr/lib/systemd/system',
-  overrideDirs: ['/etc/systemd/system', '/run/systemd/system'],
-  etcDir: '/etc/systemd/system',
-};
-
-const INSTALL_LINK_SUFFIX: Record<string, string> = { WantedBy: '.wants', RequiredBy: '.requires', UpheldBy: '.upholds' };
-
-/**
- * The directories `systemctl enable` links a unit into (systemd.unit(5), [Install]): WantedBy=,
- * RequiredBy= and UpheldBy= each name units whose `.wants/`, `.requires/` or `.upholds/` gets a
- * symlink to the unit file; an empty assignment clears the list. null for anything else in the
- * section (Alias=, Also=, DefaultInstance=, a specifier, a continued line), which is left to
- * systemctl itself.
- */
-export function enableLinkDirs(unitText: string): string[] | null {
-  const lists: Record<string, string[]> = { WantedBy: [], RequiredBy: [], UpheldBy: [] };
-  let section = '';
-  for (const raw of unitText.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const head = /^\[(.+)\]$/.exec(line);
-    if (head) {
-      section = head[1]!;
-      continue;
-    }
-    if (section !== 'Install') continue;
-    const kv = /^([A-Za-z]+)\s*=\s*(.*)$/.exec(line);
-    if (!kv || !(kv[1]! in lists) || /[%\\]/.test(kv[2]!)) return null;
-    const names = kv[2]!.split(/\s+/).filter(Boolean);
-    if (names.length === 0) lists[kv[1]!] = [];
-    else if (!names.every((n) => /^[\w:.@-]+\.(target|service|socket|timer|path)$/.test(n))) return null;
-    else lists[kv[1]!]!.push(...names);
-  }
-  const dirs = Object.entries(lists).flatMap(([k, names]) => names.map((n) => `${n}${INSTALL_LINK_SUFFIX[k]}`));
-  return dirs.length > 0 ? [...new Set(dirs)] : null;
-}
-
 const ufwRule = (r: PortRange) => ['proto', 'udp', 'from', 'any', 'to', 'any', 'port', `${r.start}:${r.end}`];
 
 export class LiveSystem implements System {
   readonly live = true;
 
-  /** `ufw` and `systemd` name where their files are (tests point them at a copy). */
-  constructor(
-    private readonly ufw: UfwLocations = UFW_LOCATIONS,
-    private readonly systemd: SystemdLocations = SYSTEMD_LOCATIONS,
-  ) {}
+  /** `ufw` names where ufw's files are (tests point it at a copy). */
+  constructor(private readonly ufw: UfwLocations = UFW_LOCATIONS) {}
 
   // Questions go to the Engine API on Docker's socket (docker-api.ts): no CLI process competing
   // with the container start for a small instance's CPU.
@@ -173,60 +121,10 @@ export class LiveSystem implements System {
 
   async startAgent(): Promise<void> {
     // The unit file was installed at bake time: enabling needs no daemon reload. Enabling (a
-    // symlink for the next boot) and restarting (this boot) are independent.
-    // The restart is spawned first: the links' writes and fsyncs are synchronous.
-    const restart = run('systemctl', ['restart', AGENT_UNIT]);
-    const enable = (async () => {
-      if (!this.enableAgentLinks()) await run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]);
-    })();
-    await Promise.all([restart, enable]);
-  }
-
-  /**
-   * Makes the links `systemctl --no-reload enable` makes (enableLinkDirs) and returns true; false
-   * when that is systemctl's to do: a unit of the same name in /etc or /run (an override, or a
-   * mask), or an [Install] section with more than WantedBy=/RequiredBy=/UpheldBy=. Why not
-   * systemctl: `enable` is a D-Bus call that systemd (one thread) serves before the restart job
-   * the user waits for, and one more process on a small instance's one vCPU. `systemctl disable`
-   * removes these links as its own.
-   */
-  private enableAgentLinks(): boolean {
-    const { unitDir, overrideDirs, etcDir } = this.systemd;
-    const unitFile = join(unitDir, AGENT_UNIT);
-    const present = (f: string) => {
-      try {
-        lstatSync(f);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    if (overrideDirs.some((d) => present(join(d, AGENT_UNIT)))) return false;
-    let dirs: string[] | null;
-    try {
-      dirs = enableLinkDirs(readFileSync(unitFile, 'utf8'));
-    } catch {
-      return false;
-    }
-    if (!dirs) return false;
-    for (const d of dirs) {
-      const dir = join(etcDir, d);
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
-      const link = join(dir, AGENT_UNIT);
-      try {
-        if (readlinkSync(link) === unitFile) continue;
-      } catch {
-        /* none yet */
-      }
-      // Made beside and renamed over: never a moment without a link, never a half-made one. The
-      // temporary name does not end in .service, so systemd would ignore it.
-      const tmp = join(dir, `.${AGENT_UNIT}.${process.pid}.tmp`);
-      rmSync(tmp, { force: true });
-      symlinkSync(unitFile, tmp);
-      renameSync(tmp, link);
-      fsyncDir(dir);
-    }
-    return true;
+    // symlink for the next boot) and restarting (this boot) are independent: both at once, the
+    // restart the user waits for spawned first. Enabling stays systemd's own (a D-Bus call): the
+    // first-boot units' sandbox (ProtectSystem=strict) leaves /etc/systemd read-only to them.
+    await Promise.all([run('systemctl', ['restart', AGENT_UNIT]), run('systemctl', ['--no-reload', 'enable', AGENT_UNIT])]);
   }
 
   async stopAgent(): Promise<void> {

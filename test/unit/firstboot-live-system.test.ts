@@ -3,10 +3,10 @@
 // they were started with and (the restores) the file they were given as it was at that moment.
 // The ufw files are a copy of the image's (test/helpers/ufw-tree.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getPriority, tmpdir } from 'node:os';
-import { enableLinkDirs, LiveSystem, type SystemdLocations } from '../../firstboot/src/system.ts';
+import { LiveSystem } from '../../firstboot/src/system.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 import { ufwFixture, ufwTree } from '../helpers/ufw-tree.ts';
 import type { UfwLocations } from '../../firstboot/src/ufw-rules.ts';
@@ -109,64 +109,20 @@ describe('LiveSystem firewall', () => {
 });
 
 describe('LiveSystem agent start', () => {
-  const UNIT = readFileSync(join(REPO, 'firstboot/units/syntropy-agent.service'), 'utf8');
-  let bin = '';
-  let path = '';
-  const calls = () => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8').split('\n').filter(Boolean) : []);
-  beforeEach(() => {
-    bin = mkdtempSync(join(tmpdir(), 'fake-systemctl-'));
+  it('enables through systemd (the first-boot units cannot write /etc/systemd) and restarts, restart first', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'fake-systemctl-'));
     writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "systemctl $*" >> ${join(bin, 'calls')}\n`, { mode: 0o755 });
-    path = process.env.PATH!;
+    const path = process.env.PATH!;
     process.env.PATH = `${bin}:${path}`;
-  });
-  afterEach(() => {
-    process.env.PATH = path;
-  });
-  /** A copy of the image's systemd directories with the agent's unit as install-firstboot.sh puts it. */
-  function tree(unit = UNIT): SystemdLocations {
-    const root = mkdtempSync(join(tmpdir(), 'systemd-'));
-    const loc = { unitDir: join(root, 'usr/lib/systemd/system'), overrideDirs: [join(root, 'etc/systemd/system'), join(root, 'run/systemd/system')], etcDir: join(root, 'etc/systemd/system') };
-    mkdirSync(loc.unitDir, { recursive: true });
-    mkdirSync(join(loc.etcDir, 'multi-user.target.wants'), { recursive: true });
-    writeFileSync(join(loc.unitDir, 'syntropy-agent.service'), unit);
-    return loc;
-  }
-
-  it('links the unit where `systemctl enable` would (its [Install] WantedBy=) and restarts it', async () => {
-    const loc = tree();
-    await new LiveSystem(undefined, loc).startAgent();
-    const link = join(loc.etcDir, 'multi-user.target.wants/syntropy-agent.service');
-    expect(readlinkSync(link)).toBe(join(loc.unitDir, 'syntropy-agent.service'));
-    expect(readdirSync(join(loc.etcDir, 'multi-user.target.wants'))).toEqual(['syntropy-agent.service']);
-    expect(calls()).toEqual(['systemctl restart syntropy-agent.service']);
-    // Again (a reconfigure): the link stays as it is.
-    await new LiveSystem(undefined, loc).startAgent();
-    expect(readlinkSync(link)).toBe(join(loc.unitDir, 'syntropy-agent.service'));
-  });
-
-  it('leaves enabling to systemctl for an overridden or masked unit, or an [Install] it does not read', async () => {
-    const masked = tree();
-    symlinkSync('/dev/null', join(masked.etcDir, 'syntropy-agent.service'));
-    await new LiveSystem(undefined, masked).startAgent();
-    expect(calls().sort()).toEqual(['systemctl --no-reload enable syntropy-agent.service', 'systemctl restart syntropy-agent.service']);
-    expect(existsSync(join(masked.etcDir, 'multi-user.target.wants/syntropy-agent.service'))).toBe(false);
-
-    const aliased = tree(`${UNIT}Alias=agent.service\n`);
-    await new LiveSystem(undefined, aliased).startAgent();
-    expect(calls().filter((c) => c.includes('enable'))).toHaveLength(2);
-    expect(existsSync(join(aliased.etcDir, 'multi-user.target.wants/syntropy-agent.service'))).toBe(false);
-  });
-
-  it('reads [Install] as systemd.unit(5) says', () => {
-    expect(enableLinkDirs(UNIT)).toEqual(['multi-user.target.wants']);
-    expect(enableLinkDirs('[Service]\nWantedBy=x.target\n[Install]\nWantedBy=a.target b.target\nRequiredBy=c.service\n# WantedBy=d.target\nWantedBy=a.target\n')).toEqual([
-      'a.target.wants',
-      'b.target.wants',
-      'c.service.requires',
-    ]);
-    expect(enableLinkDirs('[Install]\nWantedBy=a.target\nWantedBy=\nUpheldBy=b.target\n')).toEqual(['b.target.upholds']);
-    for (const other of ['[Install]\nAlso=x.service\n', '[Install]\nWantedBy=%i.target\n', '[Install]\nWantedBy=a.target \\\n b.target\n', '[Service]\nExecStart=/bin/true\n', '[Install]\nWantedBy=../../etc/passwd\n']) {
-      expect(enableLinkDirs(other), other).toBeNull();
+    try {
+      await new LiveSystem().startAgent();
+    } finally {
+      process.env.PATH = path;
     }
+    expect(readFileSync(join(bin, 'calls'), 'utf8').split('\n').filter(Boolean).sort()).toEqual(['systemctl --no-reload enable syntropy-agent.service', 'systemctl restart syntropy-agent.service']);
+    // The units' sandbox: /etc/systemd is not among the paths first boot may write.
+    const unit = readFileSync(join(REPO, 'firstboot/units/syntropy-firstboot.service'), 'utf8');
+    expect(unit).toMatch(/^ProtectSystem=strict$/m);
+    expect(/^ReadWritePaths=(.*)$/m.exec(unit)![1]).not.toMatch(/\/etc\/systemd|(^|\s)-?\/etc(\s|$)/);
   });
 });
