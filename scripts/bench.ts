@@ -104,6 +104,14 @@ docker stop --time 20 bench-bare >/dev/null
 docker rm bench-bare >/dev/null
 echo bare_ms=$(( (t1 - t0) / 1000000 ))'`;
 
+/** One BARE_START in the guest: seconds from `docker run` to the container running. */
+async function bareStart(vm: LocalVm): Promise<number> {
+  const bare = await vm.ssh(BARE_START);
+  const bareMs = /bare_ms=(\d+)/.exec(bare.stdout);
+  if (bare.exitCode !== 0 || !bareMs) throw new Error(`bare container start failed: ${bare.stdout.slice(-300)}${bare.stderr.slice(-300)}`);
+  return round(Number(bareMs[1]));
+}
+
 /** Runs a command in the guest, prints its output under a title (stderr) and returns its lines for the JSON. */
 async function guestReport(vm: LocalVm, title: string, command: string): Promise<string[]> {
   const out = (await vm.ssh(command)).stdout.trim();
@@ -186,11 +194,14 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
     // is timed against a running daemon, as the apply later meets one. A client that reaches the
     // socket while dockerd still initialises fails ("unknown server OS").
     await waitFor('docker.service active in the guest', 600_000, async () => ((await vm.ssh('systemctl is-active docker.service')).stdout.trim() === 'active' ? true : null), 1000);
-    // The bare container start, right before, in the same guest (BARE_START).
-    const bare = await vm.ssh(BARE_START);
-    const bareMs = /bare_ms=(\d+)/.exec(bare.stdout);
-    if (bare.exitCode !== 0 || !bareMs) throw new Error(`bare container start failed: ${bare.stdout.slice(-300)}${bare.stderr.slice(-300)}`);
-    fb.bare_container_start_s = round(Number(bareMs[1]));
+    // The bare container start, right before, in the same guest (BARE_START), measured in the
+    // conditions the apply meets: after boot has finished (a user answers the dialogue for some
+    // time; a start timed while boot still runs was 14 s against 5-6 s after it) and with the
+    // image already read once (the apply is not the guest's first container start either: the
+    // first one here is). The first, cold start is kept in the JSON but not divided by.
+    await vm.ssh('systemctl is-system-running --wait >/dev/null 2>&1 || true');
+    fb.bare_container_first_start_s = await bareStart(vm);
+    fb.bare_container_start_s = await bareStart(vm);
     const s = new TerminalSession(vm.sshArgs(), 'sudo env SYNTROPY_FIRSTBOOT_STATS=1 syntropy-firstboot configure');
     await s.expect(/agent token/i, 300_000);
     await s.send(`${token}\r`);
@@ -244,7 +255,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
   };
   const targets: [string, number | undefined, string, (v: number) => boolean][] = [
     [`bake (${kind}) / irreducible`, (result.ratios as Record<string, number>).bake_warm_over_irreducible, kind === 'warm' ? '<= 2.0' : 'warm only', (v) => kind === 'warm' && v <= 2],
-    [`answers -> running (${fb.confirmed_to_agent_running_s ?? '-'} s) / bare docker run (${fb.bare_container_start_s ?? '-'} s)`, (result.ratios as Record<string, number>).answers_to_running_over_bare_start, '<= 1.5', (v) => v <= 1.5],
+    [`answers -> running (${fb.confirmed_to_agent_running_s ?? '-'} s) / bare docker run (${fb.bare_container_start_s ?? '-'} s; the guest's first ${fb.bare_container_first_start_s ?? '-'} s)`, (result.ratios as Record<string, number>).answers_to_running_over_bare_start, '<= 1.5', (v) => v <= 1.5],
     ['used memory, agent running, 512 MiB (MiB)', fb.used_memory_with_agent_mib, '<= 200', (v) => v <= 200],
     ['first-boot peak RSS (MiB)', fb.first_boot_peak_rss_mib, '<= 80', (v) => v <= 80],
     ['root filesystem used (MiB)', (result.image as Record<string, number>).rootfs_used_mib, '<= 1536', (v) => v <= 1536],
