@@ -2,6 +2,7 @@
 // 0600 env file atomically, open exactly the UDP range in ufw, start the agent unit, and confirm
 // the container runs with a UDP port bound inside the range. A journal records each step before
 // it is taken, so a failure now, or a power cut, is rolled back to the state before.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Console } from './secrets.ts';
@@ -139,9 +140,8 @@ const DOCKER_ASK_MS = 1000;
  *   journal +firewall +start-agent       new env, maybe rule/agent running   stops the agent, removes the rule,
  *                                                                            restores the backup, restarts the
  *                                                                            previous agent: old config
- *   journal +commit                      new env, rule, agent; old state     rolls FORWARD: writes `next` as the
- *                                                                            state: new config
- *   state.json (new)                     new config, journal left            rolls forward (state already new)
+ *   state.json (new, with the journal's  new config, journal left            rolls FORWARD: the state names this
+ *     id: the commit)                                                        journal, so the apply was complete
  *   journal removed                      new config, backup left             drops the backup
  *   backup removed                       new config                          nothing
  *
@@ -181,7 +181,15 @@ export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
   return problems;
 }
 
-/** Finishes an apply that was complete on disk (journaled `commit`) but not yet recorded. */
+/**
+ * Whether an apply got as far as recording its state: the state file names this journal (or, in
+ * a journal from before journals had an id, the `commit` step was journaled).
+ */
+function committed(j: Journal, p: Paths): boolean {
+  return j.steps.includes('commit') || (j.id !== undefined && readState(p)?.applyId === j.id);
+}
+
+/** Finishes an apply that was complete on disk but not yet cleaned up after. */
 function rollForward(j: Journal, p: Paths): void {
   if (j.next) writeState(p, j.next);
   removeJournal(p);
@@ -202,7 +210,7 @@ export async function recoverInterrupted(deps: ApplyDeps): Promise<boolean> {
     rmSync(p.envBackup, { force: true });
     return false;
   }
-  if (j.steps.includes('commit')) {
+  if (committed(j, p)) {
     deps.con.warn('A previous configuration had been applied but not recorded; finishing it.');
     rollForward(j, p);
     return true;
@@ -218,7 +226,7 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
   const range = toRange(input.settings.portRange);
   const prev = readState(p);
   const previous = prev && prev.instanceId === input.instanceId ? prev : null;
-  const journal: Journal = { instanceId: input.instanceId, range: input.settings.portRange, previous, next: null, steps: [] };
+  const journal: Journal = { id: randomBytes(8).toString('hex'), instanceId: input.instanceId, range: input.settings.portRange, previous, next: null, steps: [] };
   const mark = (step: JournalStep) => {
     journal.steps.push(step);
     writeJournal(p, journal);
@@ -269,14 +277,17 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
       source: input.source,
       settings: input.settings,
       boundPort,
+      applyId: journal.id,
     };
-    // From here the new configuration is complete on disk: a crash now is finished, not undone.
+    // Writing the state is the commit: it names this apply's journal, so from the moment it is on
+    // disk a crash is finished, not undone (recovery compares the ids). A journaled `commit` step
+    // before it would say the same for two more fsyncs, each a journal commit of the file system
+    // while Docker writes, and the user waits for them.
     journal.next = state;
     failedStep = 'record the configuration';
-    mark('commit');
     writeState(p, state);
-    // The clean-up needs no fsync of its own: a journal whose removal a crash loses still says
-    // `commit` (recovery rolls forward to this same state), and a lost backup removal is dropped
+    // The clean-up needs no fsync of its own: a journal whose removal a crash loses is named by
+    // the state (recovery rolls forward to this same state), and a lost backup removal is dropped
     // by recovery either way. The user is waiting; each directory fsync is a journal commit.
     rmSync(p.journalFile, { force: true });
     rmSync(p.envBackup, { force: true });
@@ -291,8 +302,9 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     }
     return state;
   } catch (e) {
-    if (journal.steps.includes('commit')) {
-      // Complete on disk; only the bookkeeping failed. Finish it rather than undo a working agent.
+    if (committed(journal, p)) {
+      // Complete on disk (also when writing the state failed after its rename, e.g. in the
+      // directory's fsync); only the bookkeeping failed. Finish it rather than undo a working agent.
       rollForward(journal, p);
       throw new ApplyError(`could not ${failedStep}: ${(e as Error).message}`);
     }

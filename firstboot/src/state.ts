@@ -95,6 +95,8 @@ export const StateSchema = z
     settings: AgentSettingsSchema,
     boundPort: z.number().int().nullable(),
     lastError: z.string().optional(),
+    /** The apply that wrote this state (its journal's `id`): how recovery knows it got this far. */
+    applyId: z.string().optional(),
   })
   .strict();
 export type State = z.infer<typeof StateSchema>;
@@ -135,11 +137,14 @@ export function clearLastError(p: Paths): void {
 
 /**
  * The apply journal: what was done, without the token, so it can be undone (or finished) after a
- * crash. `next` is the state the apply writes once complete; `commit` in `steps` means the new
- * configuration is complete on disk and only the bookkeeping remains (recovery rolls forward).
+ * crash. `id` is also written into the state the apply records once complete: a state file that
+ * carries the journal's `id` means the new configuration is complete on disk and only the
+ * bookkeeping remains (recovery rolls forward). `next` and the `commit` step say the same in
+ * journals written before `id` existed.
  */
 export const JournalSchema = z
   .object({
+    id: z.string().optional(),
     instanceId: z.string(),
     range: z.string(),
     previous: StateSchema.nullable(),

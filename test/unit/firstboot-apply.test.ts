@@ -147,6 +147,29 @@ describe('apply', () => {
     expect(await recoverInterrupted(deps)).toBe(false);
   });
 
+  it('finishes, not undoes, an apply cut off after its state was written (the state names its journal)', async () => {
+    const { p, sys, deps } = setup();
+    const state = await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
+    expect(state.applyId).toMatch(/^[0-9a-f]{16}$/);
+    // The power cut came after the state's rename and before the journal's removal: the journal
+    // is as the apply last wrote it, with no `commit` step.
+    const journal = { id: state.applyId, instanceId: 'i-1', range: '51820-51919', previous: null, next: null, steps: ['write-env', 'firewall', 'start-agent'] as const };
+    writeJournal(p, { ...journal, steps: [...journal.steps] });
+    sys.calls = [];
+    expect(await recoverInterrupted(deps)).toBe(true);
+    expect(sys.calls).toEqual([]);
+    expect(readState(p)).toEqual(state);
+    expect(readFileSync(p.envFile, 'utf8')).toBe(envFileContent(TOKEN, settings, 1));
+    expect(existsSync(p.journalFile)).toBe(false);
+
+    // The same journal beside a state another apply wrote (this one was cut off before its own
+    // state) is undone.
+    writeJournal(p, { ...journal, id: 'f'.repeat(16), steps: [...journal.steps] });
+    expect(await recoverInterrupted(deps)).toBe(true);
+    expect(sys.calls).toEqual(['stop', 'ufw-delete 51820:51919']);
+    expect(existsSync(p.envFile)).toBe(false);
+  });
+
   it('treats a torn journal as an interrupted apply', async () => {
     const { p, sys, deps } = setup();
     mkdirSync(join(p.root, 'var/lib/syntropy/firstboot'), { recursive: true });
