@@ -47,6 +47,8 @@ export interface ApplyInput {
   settings: AgentSettings;
   source: State['source'];
   instanceId: string;
+  /** A verification of the preloaded image started earlier (preverifyImage), e.g. while the user answered. */
+  preverified?: Preverified;
 }
 
 export function toRange(text: string): PortRange {
@@ -69,7 +71,7 @@ export function envFileContent(token: string, s: AgentSettings, provider: number
 }
 
 /** Checks that Docker holds exactly the image the lock file names. */
-export async function verifyImage(deps: ApplyDeps): Promise<AgentImageLock | null> {
+export async function verifyImage(deps: ApplyDeps, opts?: { background?: boolean }): Promise<AgentImageLock | null> {
   if (!deps.sys.live && !existsSync(deps.p.lockFile)) {
     deps.con.say(`plan: no lock file at ${deps.p.lockFile}; on an instance the preloaded image is verified against it`);
     return null;
@@ -80,7 +82,7 @@ export async function verifyImage(deps: ApplyDeps): Promise<AgentImageLock | nul
   } catch (e) {
     throw new ApplyError((e as Error).message);
   }
-  const id = await deps.sys.imageId(lock.ref);
+  const id = await deps.sys.imageId(lock.ref, opts);
   if (deps.sys.live && id !== lock.id) {
     throw new ApplyError(
       id === null
@@ -89,6 +91,47 @@ export async function verifyImage(deps: ApplyDeps): Promise<AgentImageLock | nul
     );
   }
   return lock;
+}
+
+/** A verifyImage started ahead of the apply; `outcome` is set once it settled. */
+export interface Preverified {
+  outcome?: { lock: AgentImageLock | null } | { error: unknown };
+}
+
+/**
+ * Starts verifying the preloaded image now (the dialogue does, while the user answers). Its
+ * question to Docker does not keep the process alive: a cancelled dialogue exits at once.
+ */
+export function preverifyImage(deps: ApplyDeps): Preverified {
+  const pre: Preverified = {};
+  verifyImage(deps, { background: true }).then(
+    (lock) => {
+      pre.outcome = { lock };
+    },
+    (error: unknown) => {
+      pre.outcome = { error };
+    },
+  );
+  return pre;
+}
+
+/**
+ * The apply's image check: an earlier verification counts only if it has passed and the lock
+ * file still pins the same image (`update-agent` may have changed it meanwhile). Anything else
+ * (not answered yet, failed, e.g. while dockerd was still starting) is verified again now, so
+ * the apply waits on its own question and names today's error.
+ */
+async function verifyBeforeApply(input: ApplyInput, deps: ApplyDeps): Promise<void> {
+  const pre = input.preverified?.outcome;
+  if (pre && 'lock' in pre && pre.lock) {
+    try {
+      const now = readImageLock(deps.p);
+      if (now.id === pre.lock.id && now.ref === pre.lock.ref) return;
+    } catch {
+      /* verifyImage names what is wrong with the lock file */
+    }
+  }
+  await verifyImage(deps);
 }
 
 /** Waits until the agent container runs with a UDP port bound inside the range; returns that port. */
@@ -238,7 +281,7 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
   writeJournal(p, journal);
   let failedStep = 'verify the preloaded agent image';
   try {
-    await verifyImage(deps);
+    await verifyBeforeApply(input, deps);
     done('verify-image');
 
     failedStep = 'write /etc/syntropy/agent.env';

@@ -14,8 +14,15 @@ export class DockerApiError extends Error {
   override name = 'DockerApiError';
 }
 
+/** Options of a request; `background` ones do not keep the process alive (a question asked ahead). */
+export interface DockerGetOptions {
+  socketPath?: string;
+  timeoutMs?: number;
+  background?: boolean;
+}
+
 /** GET `path` on the Docker socket: the parsed JSON body, or null on 404. */
-export function dockerGet(path: string, opts: { socketPath?: string; timeoutMs?: number } = {}): Promise<unknown> {
+export function dockerGet(path: string, opts: DockerGetOptions = {}): Promise<unknown> {
   const socketPath = opts.socketPath ?? DOCKER_SOCKET;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
@@ -42,6 +49,7 @@ export function dockerGet(path: string, opts: { socketPath?: string; timeoutMs?:
         }
       });
     });
+    if (opts.background) req.on('socket', (sock) => sock.unref());
     req.setTimeout(timeoutMs, () => req.destroy(new DockerApiError(`Docker API GET ${path}: no answer within ${timeoutMs / 1000} s on ${socketPath}`)));
     req.on('error', (e) => reject(e instanceof DockerApiError ? e : new DockerApiError(`Docker API GET ${path} on ${socketPath} failed: ${e.message}`)));
     req.end();
@@ -75,7 +83,7 @@ function pathName(ref: string): string {
 }
 
 /** The image ID of a local image reference or ID, or null when Docker does not hold it. */
-export async function inspectImageId(ref: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<string | null> {
+export async function inspectImageId(ref: string, opts?: DockerGetOptions): Promise<string | null> {
   return (await inspectImage(ref, opts))?.id ?? null;
 }
 
@@ -86,7 +94,7 @@ const stringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x
  * list of strings, or null when unset), as `docker run` without --entrypoint would. Null when
  * Docker does not hold the image.
  */
-export async function inspectImage(ref: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<{ id: string; exec: string[] } | null> {
+export async function inspectImage(ref: string, opts?: DockerGetOptions): Promise<{ id: string; exec: string[] } | null> {
   const body = (await dockerGet(`/images/${pathName(ref)}/json`, opts)) as { Id?: unknown; Config?: { Entrypoint?: unknown; Cmd?: unknown } | null } | null;
   if (body === null) return null;
   if (typeof body.Id !== 'string') throw new DockerApiError(`Docker API: image ${ref} has no Id`);

@@ -15,8 +15,11 @@ export const AGENT_UNIT = 'syntropy-agent.service';
 
 export interface System {
   readonly live: boolean;
-  /** Image ID of a local image reference, or null if Docker does not have it. */
-  imageId(ref: string): Promise<string | null>;
+  /**
+   * Image ID of a local image reference, or null if Docker does not have it. A `background`
+   * question does not keep the process alive (asked ahead, e.g. while the user answers).
+   */
+  imageId(ref: string, opts?: { background?: boolean }): Promise<string | null>;
   /** The image's ID and what a container of it runs (Entrypoint then Cmd); null when Docker lacks it. */
   image(ref: string): Promise<{ id: string; exec: string[] } | null>;
   loadImageArchive(file: string): Promise<void>;
@@ -76,8 +79,8 @@ export class LiveSystem implements System {
 
   // Questions go to the Engine API on Docker's socket (docker-api.ts): no CLI process competing
   // with the container start for a small instance's CPU.
-  async imageId(ref: string): Promise<string | null> {
-    return inspectImageId(ref);
+  async imageId(ref: string, opts?: { background?: boolean }): Promise<string | null> {
+    return inspectImageId(ref, opts);
   }
 
   warmUp(): void {

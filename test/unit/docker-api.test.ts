@@ -104,6 +104,28 @@ describe('Docker Engine API client', () => {
     }
   });
 
+  it('lets a question asked ahead (background) not keep the process alive; a foreground one waits for its answer', async () => {
+    // The dialogue verifies the image while the user answers; a cancelled dialogue must end at
+    // once even when dockerd holds the connection, while the apply's own questions are awaited.
+    const silent = createNetServer(() => undefined);
+    const silentPath = join(dir, 'silent-bg.sock');
+    await new Promise<void>((r) => silent.listen(silentPath, r));
+    try {
+      const outcome = (background: boolean) => {
+        const code = `import { dockerGet } from ${JSON.stringify(join(REPO, 'firstboot/src/docker-api.ts'))};\ndockerGet('/images/x/json', { socketPath: ${JSON.stringify(silentPath)}, timeoutMs: 1500, background: ${background} }).then(() => console.log('answered'), (e) => console.log(e.message));`;
+        return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, encoding: 'utf8', timeout: 20_000 });
+      };
+      const bg = outcome(true);
+      expect(bg.status, bg.stderr).toBe(0);
+      expect(bg.stdout).toBe('');
+      const fg = outcome(false);
+      expect(fg.status, fg.stderr).toBe(0);
+      expect(fg.stdout).toMatch(/no answer within 1\.5 s/);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('names a missing socket and a daemon that does not answer', async () => {
     await expect(dockerGet('/_ping', { socketPath: join(dir, 'none.sock') })).rejects.toThrow(/none\.sock failed: connect ENOENT/);
     await expect(containerRunning('silent', { socketPath, timeoutMs: 200 })).rejects.toThrow(/no answer within 0.2 s/);

@@ -1,10 +1,10 @@
 // Apply is all or nothing: each step, when it fails, leaves the system as it was (and a
 // reconfigure failure brings the previous agent back). A journal left by a power cut is undone.
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { applyConfiguration, confirmRunning, envFileContent, recoverInterrupted, type ApplyDeps } from '../../firstboot/src/apply.ts';
+import { applyConfiguration, confirmRunning, envFileContent, preverifyImage, recoverInterrupted, type ApplyDeps, type Preverified } from '../../firstboot/src/apply.ts';
 import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
 import { paths, readState, removeTempFiles, TEMP_SUFFIX, writeFileAtomic, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
@@ -109,6 +109,43 @@ describe('apply', () => {
     await expect(applyConfiguration({ token: TOKEN, settings, source: 'flags', instanceId: 'i-1' }, deps)).rejects.toThrow(/lock file pins sha256:c/);
     sys.imageIdValue = null;
     await expect(applyConfiguration({ token: TOKEN, settings, source: 'flags', instanceId: 'i-1' }, deps)).rejects.toThrow(/is not in Docker; nothing will be pulled/);
+  });
+
+  it("uses the dialogue's early image check only while it passed and the lock file still pins that image", async () => {
+    const settle = (pre: Preverified) => vi.waitFor(() => expect(pre.outcome).toBeDefined());
+    // Passed, lock unchanged: the apply asks Docker nothing more before starting the agent.
+    let { p, sys, deps } = setup();
+    let pre = preverifyImage(deps);
+    await settle(pre);
+    expect(sys.calls).toEqual(['imageId']);
+    sys.calls = [];
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
+    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919']);
+    // The lock file changed meanwhile (update-agent): verified again, against the new lock.
+    ({ p, sys, deps } = setup());
+    pre = preverifyImage(deps);
+    await settle(pre);
+    const other = `sha256:${'e'.repeat(64)}`;
+    writeFileSync(p.lockFile, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${other}\nAGENT_IMAGE_ID=${other}\nAGENT_IMAGE_SOURCE=archive\n`);
+    sys.calls = [];
+    await expect(applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps)).rejects.toThrow(/lock file pins sha256:e/);
+    expect(sys.calls).toEqual(['imageId']);
+    // Failed early (dockerd still starting, or the image missing then): asked again, today's answer counts.
+    ({ p, sys, deps } = setup());
+    sys.imageIdValue = null;
+    pre = preverifyImage(deps);
+    await settle(pre);
+    expect(pre.outcome).toHaveProperty('error');
+    sys.imageIdValue = IMAGE_ID;
+    sys.calls = [];
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
+    // Not answered yet: the apply asks itself rather than wait on the earlier question.
+    ({ p, sys, deps } = setup());
+    sys.calls = [];
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: {} }, deps);
+    expect(sys.calls[0]).toBe('imageId');
+    expect(readState(p)?.status).toBe('configured');
   });
 
   it('on a failed reconfigure brings back the previous env file, rule and agent', async () => {

@@ -1,7 +1,7 @@
 // What the configuring commands share: settings from flags or user data checked by the one set
 // of rules, the token from Parameter Store, and the apply with its success message.
 import { rmSync } from 'node:fs';
-import { applyConfiguration, type ApplyDeps } from '../apply.ts';
+import { applyConfiguration, type ApplyDeps, type Preverified } from '../apply.ts';
 import { UsageError, type Env } from '../env.ts';
 import { readImageLockIfAny } from '../image-lock.ts';
 import type { ImageSettings } from '../image-settings.ts';
@@ -48,8 +48,8 @@ export async function tokenFromSsm(env: Env, name: string): Promise<string> {
   return await readTokenParameter(name, r, (reg) => defaultSsmClient(reg, env.ssmEndpoint));
 }
 
-export async function applyAndReport(env: Env, id: string, token: string, settings: AgentSettings, source: State['source']): Promise<State> {
-  const state = await applyConfiguration({ token, settings, source, instanceId: id }, deps(env));
+export async function applyAndReport(env: Env, id: string, token: string, settings: AgentSettings, source: State['source'], preverified?: Preverified): Promise<State> {
+  const state = await applyConfiguration({ token, settings, source, instanceId: id, preverified }, deps(env));
   rmSync(env.p.needsDialogue, { force: true });
   printSuccess(env, state);
   return state;

@@ -1,7 +1,7 @@
 // `configure` and `reconfigure`: the dialogue (console, SSH login) or flags (SSM document,
 // automation). Input is validated before anything is touched: bad input writes nothing.
 import { readFileSync, statSync } from 'node:fs';
-import { recoverInterrupted } from '../apply.ts';
+import { preverifyImage, recoverInterrupted } from '../apply.ts';
 import { runDialogue } from '../dialogue.ts';
 import { stats, UsageError, type Env } from '../env.ts';
 import { portRules, readImageSettings } from '../image-settings.ts';
@@ -79,8 +79,11 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     });
   }
 
-  // While the user answers: the apply's first question to Docker then costs no client start-up.
+  // While the user answers: the apply's first question to Docker then costs no client start-up,
+  // and the preloaded image is verified (the apply re-checks only that the lock file still pins
+  // the image verified, or verifies again if this failed, e.g. while dockerd was still starting).
   env.sys.warmUp();
+  const preverified = env.sys.live ? preverifyImage(deps(env)) : undefined;
   env.con.say('\nSyntropy agent setup. Answer a few questions; nothing changes until you confirm. Ctrl-C cancels.\n');
   const answers = await runDialogue(
     { portRange: current?.settings.portRange ?? image.defaultPortRange, agentName: defaultName },
@@ -97,7 +100,7 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     }
     await recoverInterrupted(deps(env));
     const settings: AgentSettings = { portRange: answers.portRange, agentName: answers.agentName, tags: answers.tags, networkApi: image.networkApi };
-    await applyAndReport(env, id, answers.token, settings, 'dialogue');
+    await applyAndReport(env, id, answers.token, settings, 'dialogue', preverified);
     stats.confirmedToRunningMs = Date.now() - confirmedAt;
     return 0;
   });
