@@ -93,18 +93,22 @@ export async function verifyImage(deps: ApplyDeps, opts?: { background?: boolean
   return lock;
 }
 
-/** A verifyImage started ahead of the apply; `outcome` is set once it settled. */
+/** A verifyImage started ahead of the apply; `outcome` is set once it settled, `settled` then resolves. */
 export interface Preverified {
   outcome?: { lock: AgentImageLock | null } | { error: unknown };
+  settled: Promise<void>;
 }
+
+/** How long the apply waits for an early image check still unanswered (Docker's own request timeout). */
+const PREVERIFY_WAIT_MS = 120_000;
 
 /**
  * Starts verifying the preloaded image now (the dialogue does, while the user answers). Its
  * question to Docker does not keep the process alive: a cancelled dialogue exits at once.
  */
 export function preverifyImage(deps: ApplyDeps): Preverified {
-  const pre: Preverified = {};
-  verifyImage(deps, { background: true }).then(
+  const pre: Preverified = { settled: Promise.resolve() };
+  pre.settled = verifyImage(deps, { background: true }).then(
     (lock) => {
       pre.outcome = { lock };
     },
@@ -116,13 +120,20 @@ export function preverifyImage(deps: ApplyDeps): Preverified {
 }
 
 /**
- * The apply's image check: an earlier verification counts only if it has passed and the lock
- * file still pins the same image (`update-agent` may have changed it meanwhile). Anything else
- * (not answered yet, failed, e.g. while dockerd was still starting) is verified again now, so
- * the apply waits on its own question and names today's error.
+ * The apply's image check. An early check still unanswered is waited for (a timer keeps the
+ * process alive meanwhile: its own request does not), so Docker is asked once. It counts only if
+ * it passed and the lock file still pins the same image (`update-agent` may have changed it);
+ * anything else (failed, e.g. while dockerd was still starting) is verified again now, so the
+ * error named is today's.
  */
 async function verifyBeforeApply(input: ApplyInput, deps: ApplyDeps): Promise<void> {
-  const pre = input.preverified?.outcome;
+  const early = input.preverified;
+  if (early && !early.outcome) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([early.settled, new Promise<void>((r) => (timer = setTimeout(r, PREVERIFY_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+  const pre = early?.outcome;
   if (pre && 'lock' in pre && pre.lock) {
     try {
       const now = readImageLock(deps.p);

@@ -8,6 +8,7 @@ import { applyConfiguration, confirmRunning, envFileContent, preverifyImage, rec
 import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
 import { paths, readState, removeTempFiles, TEMP_SUFFIX, writeFileAtomic, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
+import { readImageLock } from '../../firstboot/src/image-lock.ts';
 import { execFile } from 'node:child_process';
 import { runFailure } from '../../firstboot/src/system.ts';
 import { stats } from '../../firstboot/src/env.ts';
@@ -140,11 +141,16 @@ describe('apply', () => {
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
     expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
-    // Not answered yet: the apply asks itself rather than wait on the earlier question.
+    // Not answered yet when the user confirms: the apply waits for that answer instead of asking twice.
     ({ p, sys, deps } = setup());
+    const late: Preverified = { settled: Promise.resolve() };
+    late.settled = new Promise<void>((r) => setTimeout(r, 100)).then(() => {
+      late.outcome = { lock: readImageLock(p) };
+    });
     sys.calls = [];
-    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: {} }, deps);
-    expect(sys.calls[0]).toBe('imageId');
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: late }, deps);
+    expect(late.outcome).toBeDefined();
+    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919']);
     expect(readState(p)?.status).toBe('configured');
   });
 
