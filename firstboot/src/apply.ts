@@ -93,11 +93,8 @@ export async function verifyImage(deps: ApplyDeps, opts?: { background?: boolean
   return lock;
 }
 
-/** A verifyImage started ahead of the apply; `outcome` is set once it settled, `settled` then resolves. */
-export interface Preverified {
-  outcome?: { lock: AgentImageLock | null } | { error: unknown };
-  settled: Promise<void>;
-}
+/** A verifyImage started ahead of the apply: its outcome, never a rejection (nothing goes unobserved). */
+export type Preverified = Promise<{ lock: AgentImageLock | null } | { error: unknown }>;
 
 /** How long the apply waits for an early image check still unanswered (Docker's own request timeout). */
 const PREVERIFY_WAIT_MS = 120_000;
@@ -107,16 +104,10 @@ const PREVERIFY_WAIT_MS = 120_000;
  * question to Docker does not keep the process alive: a cancelled dialogue exits at once.
  */
 export function preverifyImage(deps: ApplyDeps): Preverified {
-  const pre: Preverified = { settled: Promise.resolve() };
-  pre.settled = verifyImage(deps, { background: true }).then(
-    (lock) => {
-      pre.outcome = { lock };
-    },
-    (error: unknown) => {
-      pre.outcome = { error };
-    },
+  return verifyImage(deps, { background: true }).then(
+    (lock) => ({ lock }),
+    (error: unknown) => ({ error }),
   );
-  return pre;
 }
 
 /**
@@ -127,13 +118,12 @@ export function preverifyImage(deps: ApplyDeps): Preverified {
  * error named is today's.
  */
 async function verifyBeforeApply(input: ApplyInput, deps: ApplyDeps): Promise<void> {
-  const early = input.preverified;
-  if (early && !early.outcome) {
+  let pre: Awaited<Preverified> | undefined;
+  if (input.preverified) {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([early.settled, new Promise<void>((r) => (timer = setTimeout(r, PREVERIFY_WAIT_MS)))]);
+    pre = await Promise.race([input.preverified, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), PREVERIFY_WAIT_MS)))]);
     clearTimeout(timer);
   }
-  const pre = early?.outcome;
   if (pre && 'lock' in pre && pre.lock) {
     try {
       const now = readImageLock(deps.p);

@@ -1,6 +1,6 @@
 // Apply is all or nothing: each step, when it fails, leaves the system as it was (and a
 // reconfigure failure brings the previous agent back). A journal left by a power cut is undone.
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -113,11 +113,10 @@ describe('apply', () => {
   });
 
   it("uses the dialogue's early image check only while it passed and the lock file still pins that image", async () => {
-    const settle = (pre: Preverified) => vi.waitFor(() => expect(pre.outcome).toBeDefined());
     // Passed, lock unchanged: the apply asks Docker nothing more before starting the agent.
     let { p, sys, deps } = setup();
     let pre = preverifyImage(deps);
-    await settle(pre);
+    await pre;
     expect(sys.calls).toEqual(['imageId']);
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
@@ -125,7 +124,7 @@ describe('apply', () => {
     // The lock file changed meanwhile (update-agent): verified again, against the new lock.
     ({ p, sys, deps } = setup());
     pre = preverifyImage(deps);
-    await settle(pre);
+    await pre;
     const other = `sha256:${'e'.repeat(64)}`;
     writeFileSync(p.lockFile, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${other}\nAGENT_IMAGE_ID=${other}\nAGENT_IMAGE_SOURCE=archive\n`);
     sys.calls = [];
@@ -135,21 +134,23 @@ describe('apply', () => {
     ({ p, sys, deps } = setup());
     sys.imageIdValue = null;
     pre = preverifyImage(deps);
-    await settle(pre);
-    expect(pre.outcome).toHaveProperty('error');
+    expect(await pre).toHaveProperty('error');
     sys.imageIdValue = IMAGE_ID;
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
     expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
     // Not answered yet when the user confirms: the apply waits for that answer instead of asking twice.
     ({ p, sys, deps } = setup());
-    const late: Preverified = { settled: Promise.resolve() };
-    late.settled = new Promise<void>((r) => setTimeout(r, 100)).then(() => {
-      late.outcome = { lock: readImageLock(p) };
-    });
+    let answered = false;
+    const late: Preverified = new Promise((r) =>
+      setTimeout(() => {
+        answered = true;
+        r({ lock: readImageLock(p) });
+      }, 100),
+    );
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: late }, deps);
-    expect(late.outcome).toBeDefined();
+    expect(answered).toBe(true);
     expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919']);
     expect(readState(p)?.status).toBe('configured');
   });
