@@ -24,6 +24,7 @@ import {
   type State,
 } from './state.ts';
 import type { System } from './system.ts';
+import type { DockerGetOptions } from './docker-api.ts';
 import { readImageLock, type AgentImageLock } from './image-lock.ts';
 import type { PortRange } from './validate.ts';
 import { stats } from './env.ts';
@@ -71,7 +72,7 @@ export function envFileContent(token: string, s: AgentSettings, provider: number
 }
 
 /** Checks that Docker holds exactly the image the lock file names. */
-export async function verifyImage(deps: ApplyDeps, opts?: { background?: boolean }): Promise<AgentImageLock | null> {
+export async function verifyImage(deps: ApplyDeps, opts?: Pick<DockerGetOptions, 'background'>): Promise<AgentImageLock | null> {
   if (!deps.sys.live && !existsSync(deps.p.lockFile)) {
     deps.con.say(`plan: no lock file at ${deps.p.lockFile}; on an instance the preloaded image is verified against it`);
     return null;

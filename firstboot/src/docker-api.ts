@@ -57,23 +57,6 @@ export function dockerGet(path: string, opts: DockerGetOptions = {}): Promise<un
 }
 
 /**
- * Readies this process's HTTP client while nothing waits on it: the first request of a Node
- * process costs 200-300 ms on a 1 vCPU instance (measured in the guest; the next ones 20-130 ms),
- * and the apply's first question to Docker is on the path between the user's "yes" and the agent
- * running. One GET /_ping (Engine API: answers "OK"; docker.socket holds it until dockerd is up),
- * its answer and any error ignored; the socket is unref'd so it never keeps the process alive.
- */
-export function warmUpDockerApi(opts: { socketPath?: string; timeoutMs?: number } = {}): void {
-  const req = request({ socketPath: opts.socketPath ?? DOCKER_SOCKET, path: '/_ping', method: 'GET', headers: { Host: 'docker' } }, (res) => res.resume());
-  req.on('socket', (sock) => sock.unref());
-  req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy());
-  req.on('error', () => {
-    /* a warm-up: the apply asks again and reports what it finds */
-  });
-  req.end();
-}
-
-/**
  * A reference or name as the docker CLI puts it in the path (name/with/slashes:tag@digest, unescaped);
  * anything else is refused rather than escaped.
  */

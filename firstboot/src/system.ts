@@ -8,7 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
 import { planUfwAllow, UFW_COMMENT, UFW_LOCATIONS, type UfwLocations } from './ufw-rules.ts';
 import { writeFileAtomic } from './state.ts';
-import { containerRunning, inspectImage, inspectImageId, warmUpDockerApi } from './docker-api.ts';
+import { containerRunning, inspectImage, inspectImageId, type DockerGetOptions } from './docker-api.ts';
 
 export const AGENT_CONTAINER = 'syntropy-agent';
 export const AGENT_UNIT = 'syntropy-agent.service';
@@ -19,7 +19,7 @@ export interface System {
    * Image ID of a local image reference, or null if Docker does not have it. A `background`
    * question does not keep the process alive (asked ahead, e.g. while the user answers).
    */
-  imageId(ref: string, opts?: { background?: boolean }): Promise<string | null>;
+  imageId(ref: string, opts?: Pick<DockerGetOptions, 'background'>): Promise<string | null>;
   /** The image's ID and what a container of it runs (Entrypoint then Cmd); null when Docker lacks it. */
   image(ref: string): Promise<{ id: string; exec: string[] } | null>;
   loadImageArchive(file: string): Promise<void>;
@@ -32,8 +32,6 @@ export interface System {
   agentRunning(): Promise<boolean>;
   boundUdpPorts(): Set<number>;
   hostname(): string;
-  /** Readies the Docker client while the user answers (nothing changes, nothing is awaited). */
-  warmUp(): void;
 }
 
 const execFileAsync = promisify(execFile);
@@ -79,12 +77,8 @@ export class LiveSystem implements System {
 
   // Questions go to the Engine API on Docker's socket (docker-api.ts): no CLI process competing
   // with the container start for a small instance's CPU.
-  async imageId(ref: string, opts?: { background?: boolean }): Promise<string | null> {
+  async imageId(ref: string, opts?: Pick<DockerGetOptions, 'background'>): Promise<string | null> {
     return inspectImageId(ref, opts);
-  }
-
-  warmUp(): void {
-    warmUpDockerApi();
   }
 
   async image(ref: string): Promise<{ id: string; exec: string[] } | null> {
@@ -231,9 +225,5 @@ export class PlanSystem implements System {
 
   hostname(): string {
     return this.host.hostname();
-  }
-
-  warmUp(): void {
-    /* a plan asks Docker nothing */
   }
 }

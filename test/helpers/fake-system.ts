@@ -56,11 +56,6 @@ export class FakeSystem implements System {
   boundUdpPorts(): Set<number> {
     return new Set(this.bound);
   }
-  /** Warm-ups asked for, and how many calls had been made at each (they change nothing). */
-  warmUps: number[] = [];
-  warmUp(): void {
-    this.warmUps.push(this.calls.length);
-  }
   hostname(): string {
     return 'relay-host';
   }

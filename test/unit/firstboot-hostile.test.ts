@@ -16,7 +16,7 @@ import { paths, writeState } from '../../firstboot/src/state.ts';
 import { configure } from '../../firstboot/src/commands/configure.ts';
 import { Console } from '../../firstboot/src/secrets.ts';
 import { PlanSystem } from '../../firstboot/src/system.ts';
-import { FakeSystem } from '../helpers/fake-system.ts';
+import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
 import { ImdsDouble } from '../../scripts/lib/guest/imds-double.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 
@@ -248,17 +248,19 @@ describe('two runs at once', () => {
   });
 });
 
-describe('the dialogue readies the Docker client', () => {
-  it('asks for the warm-up when the dialogue starts, before anything else of the system, and a cancel changes nothing', async () => {
+describe('the dialogue checks the preloaded image while the user answers', () => {
+  it('asks Docker for the image before the first prompt, and a cancel changes nothing', async () => {
     const root = newRoot();
     const p = paths(root);
+    mkdirSync(join(root, 'etc/syntropy'), { recursive: true });
+    writeFileSync(p.lockFile, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${FAKE_IMAGE_ID}\nAGENT_IMAGE_ID=${FAKE_IMAGE_ID}\nAGENT_IMAGE_SOURCE=archive\n`);
     const sys = new FakeSystem();
     const sink = { write: () => undefined };
-    // The first prompt is cancelled at once: whatever the dialogue does, the warm-up came first.
+    // The first prompt is cancelled at once: whatever the dialogue does, the image check came first.
     const env = { con: new Console(sink, sink), p, sys, imds: null, prompt: { signal: AbortSignal.abort() }, readStdin: async () => '' };
     await expect(configure(env, { nonInteractive: false, reconfigure: false, tokenStdin: false })).rejects.toThrow();
-    expect(sys.warmUps).toEqual([0]);
-    expect(sys.calls).toEqual([]);
+    expect(sys.calls).toEqual(['imageId']);
     expect(existsSync(p.envFile)).toBe(false);
+    expect(existsSync(p.stateFile)).toBe(false);
   });
 });

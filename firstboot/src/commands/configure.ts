@@ -79,10 +79,10 @@ export async function configure(env: Env, f: ConfigureFlags): Promise<number> {
     });
   }
 
-  // While the user answers: the apply's first question to Docker then costs no client start-up,
-  // and the preloaded image is verified (the apply re-checks only that the lock file still pins
-  // the image verified, or verifies again if this failed, e.g. while dockerd was still starting).
-  env.sys.warmUp();
+  // While the user answers, the preloaded image is verified (the apply re-checks only that the
+  // lock file still pins the image verified, or verifies again if this failed, e.g. while dockerd
+  // was still starting). Its request also readies this process's HTTP client: a Node process's
+  // first request costs 200-300 ms on a 1 vCPU instance, the next ones 20-130 ms.
   const preverified = env.sys.live ? preverifyImage(deps(env)) : undefined;
   env.con.say('\nSyntropy agent setup. Answer a few questions; nothing changes until you confirm. Ctrl-C cancels.\n');
   const answers = await runDialogue(
