@@ -163,6 +163,18 @@ describe('bench: where answers -> running went', () => {
   });
 });
 
+describe('bench: answers -> running over several guests', () => {
+  it('judges the median guest (of an even count, the worse of the middle two) and takes 1-9 guests', async () => {
+    const { median, parseApplies } = await import('../../scripts/bench.ts');
+    expect(median([1.9, 1.2, 1.4])).toBe(1.4);
+    expect(median([1.2, 1.9])).toBe(1.9);
+    expect(median([1.3])).toBe(1.3);
+    expect(parseApplies(undefined)).toBe(3);
+    expect(parseApplies('5')).toBe(5);
+    for (const bad of ['0', '10', '2.5', '-1', 'three', '']) expect(() => parseApplies(bad), bad).toThrow(/--applies: expected a whole number from 1 to 9/);
+  });
+});
+
 describe('bench: warm or cold, from the manifest', () => {
   it('calls a build that made its base disk or its agent double cold, else warm', async () => {
     const { bakeKind } = await import('../../scripts/bench.ts');
