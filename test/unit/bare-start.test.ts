@@ -26,6 +26,8 @@ function fakeDocker(dir: string, opts: { bindPort?: number; linksOutlive?: boole
   writeFileSync(
     join(bin, 'docker'),
     `#!/bin/bash
+# Reads its stdin as a CLI might: under \`bash -s\` that would be the rest of the script.
+cat > /dev/null
 echo "$1" >> "${dir}/calls"
 case "$1" in
   run) printf '%s\\0' "$@" > "${dir}/argv.run"
@@ -51,7 +53,9 @@ function bareStart(opts: { bindPort?: number; linksOutlive?: boolean; boundBefor
   const bin = fakeDocker(dir, opts);
   writeFileSync(join(dir, 'udp'), HEADER + udpLine(68) + (opts.boundBefore ? udpLine(opts.boundBefore) : ''));
   writeFileSync(join(dir, 'udp6'), HEADER);
-  const r = spawnSync('bash', [join(REPO, 'scripts/lib/guest/bare-start.sh')], {
+  // As the bench sends it: the script on bash's stdin.
+  const r = spawnSync('bash', ['-s'], {
+    input: readFileSync(join(REPO, 'scripts/lib/guest/bare-start.sh')),
     env: {
       ...process.env,
       PATH: `${bin}:${process.env.PATH}`,

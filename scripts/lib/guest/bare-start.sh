@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The bare container start `npm run bench` divides "answers -> agent running" by, run in the
-# guest as root (sent on stdin: `sudo bash -s`). It is `docker run` of the pinned image with the
+# guest as root (sent on stdin: `sudo bash -s`, so no command here may read stdin: the rest of
+# the script is there; each docker call reads /dev/null). It is `docker run` of the pinned image with the
 # flags and in-container loader of firstboot/bin/run-agent (a test holds the two equal), a
 # throwaway 0600 env file with a dummy token (the agent exits without one), timed to the point
 # the apply confirms: the container running with a UDP port bound in the range. Without the
@@ -56,7 +57,7 @@ fi
 
 env_dir=$(mktemp -d)
 removed=
-trap '[[ -n "$removed" ]] || docker rm --force "$name" >/dev/null 2>&1 || true; rm -rf "$env_dir"' EXIT
+trap '[[ -n "$removed" ]] || docker rm --force "$name" >/dev/null 2>&1 </dev/null || true; rm -rf "$env_dir"' EXIT
 env_file="$env_dir/agent.env"
 install -m 0600 /dev/null "$env_file"
 printf '%s\n' SYNTROPY_AGENT_TOKEN=bench-dummy-not-a-real-token "SYNTROPY_PORT_RANGE=$range_start-$range_end" SYNTROPY_AGENT_NAME=bench-bare > "$env_file"
@@ -79,10 +80,10 @@ args=(
 )
 
 t0=${EPOCHREALTIME/./}
-docker run "${args[@]}" "$image_id" -c "$loader" syntropy-agent "${entry[@]}" >/dev/null
+docker run "${args[@]}" "$image_id" -c "$loader" syntropy-agent "${entry[@]}" >/dev/null </dev/null
 until bound_in_range; do
   if (( (${EPOCHREALTIME/./} - t0) / 1000000 >= deadline_s )); then
-    docker logs "$name" 2>&1 | tail -n 5 >&2 || true
+    docker logs "$name" </dev/null 2>&1 | tail -n 5 >&2 || true
     echo "bare-start: no UDP port in $range_start-$range_end bound within ${deadline_s} s" >&2
     exit 1
   fi
@@ -90,12 +91,12 @@ until bound_in_range; do
 done
 t1=${EPOCHREALTIME/./}
 bound_port=$found
-[[ "$(docker inspect --format '{{.State.Running}}' "$name")" == true ]] || { echo "bare-start: port $bound_port bound but $name is not running" >&2; exit 1; }
-started=$(docker inspect --format '{{.State.StartedAt}}' "$name")
+[[ "$(docker inspect --format '{{.State.Running}}' "$name" </dev/null)" == true ]] || { echo "bare-start: port $bound_port bound but $name is not running" >&2; exit 1; }
+started=$(docker inspect --format '{{.State.StartedAt}}' "$name" </dev/null)
 t_started=$(( $(date -d "$started" +%s%N) / 1000 ))
 
-docker stop --time 20 "$name" >/dev/null
-docker rm "$name" >/dev/null
+docker stop --time 20 "$name" >/dev/null </dev/null
+docker rm "$name" >/dev/null </dev/null
 removed=1
 t2=${EPOCHREALTIME/./}
 while bound_in_range; do
