@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The bare container start `npm run bench` divides "answers -> agent running" by, run in the
-# guest as root (sent on stdin: `sudo bash -s`, so no command here may read stdin: the rest of
-# the script is there; each docker call reads /dev/null). It is `docker run` of the pinned image with the
-# flags and in-container loader of firstboot/bin/run-agent (a test holds the two equal), a
-# throwaway 0600 env file with a dummy token (the agent exits without one), timed to the point
-# the apply confirms: the container running with a UDP port bound in the range. Without the
-# project: no lock or env checks, no unit, no firewall, no journal.
+# The bare container start `npm run bench` divides "answers -> agent running" by: run-agent's own
+# `docker run` (a test holds the two equal), timed to the point the apply confirms, a UDP port
+# bound in the range. Run in the guest as root, sent on stdin (`sudo bash -s`).
+set -euo pipefail
+
+# Why: the ratio must compare the same work. Same image, flags and in-container loader as
+# firstboot/bin/run-agent, a throwaway 0600 env file with a dummy token (the agent exits without
+# one); without the project: no lock or env checks, no unit, no firewall, no journal. No command
+# here may read stdin (the rest of the script is there): each docker call reads /dev/null.
 # Prints bare_running_ms (Docker's State.StartedAt) and bare_bound_ms (first port in the range
 # seen), both from just before `docker run`; then stops the container as the agent unit does
 # (SIGTERM: the agent's WireGuard links live in the host's namespace and outlast a killed
 # container) and waits until the range is free again for the next start.
-set -euo pipefail
 
 lock="${BENCH_LOCK_FILE:-/etc/syntropy/agent-image.lock}"
 udp_tables=("${BENCH_PROC_NET_UDP:-/proc/net/udp}" "${BENCH_PROC_NET_UDP6:-/proc/net/udp6}")
