@@ -8,12 +8,14 @@ import { dirname } from 'node:path';
 import type { Console } from './secrets.ts';
 import {
   clearLastError,
+  commitStaged,
   fsyncDir,
   readJournal,
   removeTempFiles,
   readState,
   recordError,
   removeJournal,
+  stageState,
   writeFileAtomic,
   writeJournal,
   writeState,
@@ -94,8 +96,21 @@ export async function verifyImage(deps: ApplyDeps, opts?: Pick<DockerGetOptions,
   return lock;
 }
 
-/** A verifyImage started ahead of the apply: its outcome, never a rejection (nothing goes unobserved). */
-export type Preverified = Promise<{ lock: AgentImageLock | null } | { error: unknown }>;
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * A promise's outcome, never a rejection: nothing goes unobserved, and steps run side by side are
+ * all waited for before a rollback.
+ */
+function outcome<T>(p: Promise<T>): Promise<Outcome<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+/** A verifyImage started ahead of the apply, as its outcome. */
+export type Preverified = Promise<Outcome<AgentImageLock | null>>;
 
 /** How long the apply waits for an early image check still unanswered (Docker's own request timeout). */
 const PREVERIFY_WAIT_MS = 120_000;
@@ -105,10 +120,7 @@ const PREVERIFY_WAIT_MS = 120_000;
  * question to Docker does not keep the process alive: a cancelled dialogue exits at once.
  */
 export function preverifyImage(deps: ApplyDeps): Preverified {
-  return verifyImage(deps, { background: true }).then(
-    (lock) => ({ lock }),
-    (error: unknown) => ({ error }),
-  );
+  return outcome(verifyImage(deps, { background: true }));
 }
 
 /**
@@ -125,10 +137,10 @@ async function verifyBeforeApply(input: ApplyInput, deps: ApplyDeps): Promise<vo
     pre = await Promise.race([input.preverified, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), PREVERIFY_WAIT_MS)))]);
     clearTimeout(timer);
   }
-  if (pre && 'lock' in pre && pre.lock) {
+  if (pre?.ok && pre.value) {
     try {
       const now = readImageLock(deps.p);
-      if (now.id === pre.lock.id && now.ref === pre.lock.ref) return;
+      if (now.id === pre.value.id && now.ref === pre.value.ref) return;
     } catch {
       /* verifyImage names what is wrong with the lock file */
     }
@@ -183,8 +195,8 @@ const DOCKER_ASK_MS = 1000;
  *   journal +write-env                   old config + backup                 restores the backup (same bytes)
  *   agent.env (new, atomic)              new env, old state, backup          restores the backup: old config
  *   journal +firewall +start-agent       new env, maybe rule/agent running   stops the agent, removes the rule,
- *                                                                            restores the backup, restarts the
- *                                                                            previous agent: old config
+ *     (one write), then the unit is      (and enabled), maybe a temp state   restores the backup, restarts the
+ *     enabled beside a temp state file                                       previous agent: old config
  *   state.json (new, with the journal's  new config, journal left            rolls FORWARD: the state names this
  *     id: the commit)                                                        journal, so the apply was complete
  *   journal removed                      new config, backup left             drops the backup
@@ -293,27 +305,34 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     writeFileAtomic(p.envFile, envFileContent(input.token, input.settings, input.instanceId.startsWith('i-') ? AWS_PROVIDER : null), 0o600);
     done('write-env');
 
-    // The firewall rule and the container start are independent: run them together (both are
-    // journaled first, so a failure of either rolls back both). The start goes first: the user
-    // waits for it, and the firewall's file writes are synchronous.
-    mark('firewall');
-    mark('start-agent');
-    const [start, fw] = await Promise.allSettled([
-      sys.startAgent().finally(() => done('start-unit')),
-      (previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve()).finally(() => done('firewall')),
-    ]);
-    if (fw.status === 'rejected') {
+    // The firewall rule and the container start are independent: the rule is loaded while the
+    // container starts and is waited for once the agent is confirmed running (both steps are
+    // journaled first, in one journal write, so a failure of either rolls back both). The start
+    // goes first: the user waits for it, and the firewall's file writes are synchronous.
+    journal.steps.push('firewall', 'start-agent');
+    writeJournal(p, journal);
+    const starting = outcome(sys.restartAgent().finally(() => done('start-unit')));
+    const firewall = outcome((previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve()).finally(() => done('firewall')));
+    const start = await starting;
+    let confirmed: Outcome<number | null> | null = null;
+    if (start.ok) {
+      confirmed = await outcome(confirmRunning(range, deps));
+      if (confirmed.ok) done('confirm-running');
+    }
+    const fw = await firewall;
+    if (!fw.ok) {
       failedStep = `open UDP ${input.settings.portRange} in the firewall`;
-      throw fw.reason;
+      throw fw.error;
     }
-    if (start.status === 'rejected') {
+    if (!start.ok) {
       failedStep = 'start the agent';
-      throw start.reason;
+      throw start.error;
     }
-
-    failedStep = 'confirm the agent is running';
-    const boundPort = await confirmRunning(range, deps);
-    done('confirm-running');
+    if (!confirmed?.ok) {
+      failedStep = 'confirm the agent is running';
+      throw confirmed?.error;
+    }
+    const boundPort = confirmed.value;
 
     const state: State = {
       status: 'configured',
@@ -329,8 +348,20 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     // before it would say the same for two more fsyncs, each a journal commit of the file system
     // while Docker writes, and the user waits for them.
     journal.next = state;
+    // Enabled for the next boots only now, beside the state's durable temp copy (its fsync): the
+    // enable's processes are not on the container start's CPU, and its CPU overlaps the fsync's
+    // wait. It completes before the state is in place, so a configuration on record is enabled.
+    failedStep = 'enable the agent for the next boots';
+    const enabling = outcome(sys.enableAgent());
+    const staged = stageState(p, state);
+    const enabled = await enabling;
+    if (!enabled.ok) {
+      rmSync(staged.tmp, { force: true });
+      throw enabled.error;
+    }
+    done('enable');
     failedStep = 'record the configuration';
-    writeState(p, state);
+    commitStaged(staged);
     // The clean-up needs no fsync of its own: a journal whose removal a crash loses is named by
     // the state (recovery rolls forward to this same state), and a lost backup removal is dropped
     // by recovery either way. The user is waiting; each directory fsync is a journal commit.

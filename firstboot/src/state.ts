@@ -38,6 +38,17 @@ export const TEMP_SUFFIX = '.syntropy-tmp';
  * fsync, rename, fsync the directory.
  */
 export function writeFileAtomic(file: string, content: string, mode: number): void {
+  commitStaged(stageFile(file, content, mode));
+}
+
+/** A file's next content, durable under a temporary name beside it (commitStaged puts it in place). */
+export interface StagedFile {
+  file: string;
+  tmp: string;
+}
+
+/** The first half of writeFileAtomic: the temp file, written and fsynced. */
+export function stageFile(file: string, content: string, mode: number): StagedFile {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(file)}.${process.pid}${TEMP_SUFFIX}`);
@@ -50,13 +61,18 @@ export function writeFileAtomic(file: string, content: string, mode: number): vo
   } finally {
     closeSync(fd);
   }
+  return { file, tmp };
+}
+
+/** The second half: rename the staged file into place and fsync its directory. */
+export function commitStaged(s: StagedFile): void {
   try {
-    renameSync(tmp, file);
+    renameSync(s.tmp, s.file);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    rmSync(s.tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  fsyncDir(dirname(s.file));
 }
 
 /** Removes temporary files a killed run left in the directories first boot writes (ufw's too). */
@@ -118,7 +134,12 @@ export function readState(p: Paths): State | null {
 }
 
 export function writeState(p: Paths, s: State): void {
-  writeFileAtomic(p.stateFile, `${JSON.stringify(s, null, 2)}\n`, 0o644);
+  commitStaged(stageState(p, s));
+}
+
+/** The state file's next content, staged (durable, not yet in place). */
+export function stageState(p: Paths, s: State): StagedFile {
+  return stageFile(p.stateFile, `${JSON.stringify(s, null, 2)}\n`, 0o644);
 }
 
 /** Last error, kept beside the state so `status` can show it even when unconfigured. */

@@ -39,7 +39,16 @@ export class FakeSystem implements System {
   async firewallDeleteUdp(r: PortRange): Promise<void> {
     this.step(`ufw-delete ${r.start}:${r.end}`);
   }
+  /** Restart and enable, recorded as one 'start' (update-agent, a rollback's previous agent). */
   async startAgent(): Promise<void> {
+    await this.restartAgent();
+  }
+  enabled = false;
+  async enableAgent(): Promise<void> {
+    this.step('enable');
+    this.enabled = true;
+  }
+  async restartAgent(): Promise<void> {
     this.step('start');
     if (this.failAt === 'start-fails') throw new Error('systemctl restart failed');
     if (this.failAt !== 'no-run') this.running = true;

@@ -54,12 +54,14 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PORT_RANGE=51820-51919\n');
     // An EC2 instance tells the agent its provider (1 = AWS) instead of leaving it to IP geolocation.
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PROVIDER=1\n');
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
+    // Enabled for the next boots once confirmed running, before the state is recorded.
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919', 'enable']);
+    expect(sys.enabled).toBe(true);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(readState(p)?.settings).toEqual(settings);
     // Each step's finishing time, for the benchmark's breakdown: all of them, in time order.
     const steps = stats.applySteps!;
-    expect(steps.map(([s]) => s).sort()).toEqual(['confirm-running', 'firewall', 'record', 'start-unit', 'verify-image', 'write-env']);
+    expect(steps.map(([s]) => s).sort()).toEqual(['confirm-running', 'enable', 'firewall', 'record', 'start-unit', 'verify-image', 'write-env']);
     expect(steps.map(([, ms]) => ms)).toEqual([...steps.map(([, ms]) => ms)].sort((a, b) => a - b));
     expect(steps.at(-1)![0]).toBe('record');
     // The token is in the env file and nowhere else: not in state, journal, output.
@@ -87,6 +89,8 @@ describe('apply', () => {
     { failAt: 'start-fails', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
     { failAt: 'no-run', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
     { failAt: 'no-port', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
+    // Enabled only once running, beside the state's temp copy: that copy goes too.
+    { failAt: 'enable', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'enable', 'stop', 'ufw-delete 51820:51919'], message: /could not enable the agent for the next boots: enable exploded/ },
   ];
   for (const c of cases) {
     it(`rolls back everything when "${c.failAt}" fails`, async () => {
@@ -100,6 +104,7 @@ describe('apply', () => {
       expect(existsSync(p.envFile)).toBe(false);
       expect(readState(p)).toBeNull();
       expect(existsSync(p.journalFile)).toBe(false);
+      expect(filesUnder(p.root).filter((f) => f.endsWith(TEMP_SUFFIX))).toEqual([]);
       expect(readFileSync(join(p.root, 'var/lib/syntropy/firstboot/last-error'), 'utf8')).toMatch(c.message);
     });
   }
@@ -120,7 +125,7 @@ describe('apply', () => {
     expect(sys.calls).toEqual(['imageId']);
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
-    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919']);
+    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919', 'enable']);
     // The lock file changed meanwhile (update-agent): verified again, against the new lock.
     ({ p, sys, deps } = setup());
     pre = preverifyImage(deps);
@@ -138,20 +143,20 @@ describe('apply', () => {
     sys.imageIdValue = IMAGE_ID;
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919', 'enable']);
     // Not answered yet when the user confirms: the apply waits for that answer instead of asking twice.
     ({ p, sys, deps } = setup());
     let answered = false;
     const late: Preverified = new Promise((r) =>
       setTimeout(() => {
         answered = true;
-        r({ lock: readImageLock(p) });
+        r({ ok: true, value: readImageLock(p) });
       }, 100),
     );
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: late }, deps);
     expect(answered).toBe(true);
-    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919']);
+    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919', 'enable']);
     expect(readState(p)?.status).toBe('configured');
   });
 
@@ -176,7 +181,7 @@ describe('apply', () => {
     sys.calls = [];
     sys.agentPort = 40001;
     await applyConfiguration({ token: TOKEN, settings: { ...settings, portRange: '40000-40010' }, source: 'ssm', instanceId: 'i-1' }, deps);
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'ufw-delete 51820:51919']);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'enable', 'ufw-delete 51820:51919']);
   });
 
   it('undoes an apply cut off by a power failure on the next run', async () => {

@@ -14,6 +14,8 @@ import type { UfwLocations } from '../../firstboot/src/ufw-rules.ts';
 const R1 = { start: 51820, end: 51919 };
 /** The restores run at the test's own priority (not lowered). */
 const N = getPriority();
+// The restores run at nice 10: the container start goes first.
+const RN = Math.min(N + 10, 19);
 
 describe('LiveSystem firewall', () => {
   let bin = '';
@@ -38,8 +40,8 @@ describe('LiveSystem firewall', () => {
     expect(readFileSync(join(loc.dir, 'user.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user.rules'));
     expect(readFileSync(join(loc.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user6.rules'));
     expect(calls().split('\n').filter(Boolean).sort()).toEqual([
-      `ip6tables-restore ${N} -n ${join(loc.dir, 'user6.rules')}`,
-      `iptables-restore ${N} -n ${join(loc.dir, 'user.rules')}`,
+      `ip6tables-restore ${RN} -n ${join(loc.dir, 'user6.rules')}`,
+      `iptables-restore ${RN} -n ${join(loc.dir, 'user.rules')}`,
     ]);
     // Loaded after the files were complete.
     expect(readFileSync(join(bin, 'iptables-restore.loaded'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user.rules'));
@@ -69,12 +71,12 @@ describe('LiveSystem firewall', () => {
     const v4only = ufwTree({ ipv6: 'no' });
     await new LiveSystem(v4only).firewallAllowUdp(R1);
     expect(readFileSync(join(v4only.dir, 'user6.rules'), 'utf8')).toBe(ufwFixture('image.user6.rules'));
-    expect(calls()).toBe(`iptables-restore ${N} -n ${join(v4only.dir, 'user.rules')}\n`);
+    expect(calls()).toBe(`iptables-restore ${RN} -n ${join(v4only.dir, 'user.rules')}\n`);
 
     const off = ufwTree({ enabled: 'no' });
     await new LiveSystem(off).firewallAllowUdp(R1);
     expect(readFileSync(join(off.dir, 'user.rules'), 'utf8')).toBe(ufwFixture('allow-51820-51919.user.rules'));
-    expect(calls()).toBe(`iptables-restore ${N} -n ${join(v4only.dir, 'user.rules')}\n`);
+    expect(calls()).toBe(`iptables-restore ${RN} -n ${join(v4only.dir, 'user.rules')}\n`);
   });
 
   it('leaves an existing rule for the ports, or files of another shape, to real ufw at the lowest CPU priority', async () => {
