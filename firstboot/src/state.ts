@@ -39,17 +39,6 @@ export const TEMP_SUFFIX = '.syntropy-tmp';
  * fsync, rename, fsync the directory.
  */
 export function writeFileAtomic(file: string, content: string, mode: number): void {
-  commitStaged(stageFile(file, content, mode));
-}
-
-/** A file's next content, durable under a temporary name beside it (commitStaged puts it in place). */
-export interface StagedFile {
-  file: string;
-  tmp: string;
-}
-
-/** The first half of writeFileAtomic: the temp file, written and fsynced. */
-export function stageFile(file: string, content: string, mode: number): StagedFile {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(file)}.${process.pid}${TEMP_SUFFIX}`);
@@ -62,18 +51,13 @@ export function stageFile(file: string, content: string, mode: number): StagedFi
   } finally {
     closeSync(fd);
   }
-  return { file, tmp };
-}
-
-/** The second half: rename the staged file into place and fsync its directory. */
-export function commitStaged(s: StagedFile): void {
   try {
-    renameSync(s.tmp, s.file);
+    renameSync(tmp, file);
   } catch (e) {
-    rmSync(s.tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dirname(s.file));
+  fsyncDir(dir);
 }
 
 /** Removes temporary files a killed run left in the directories first boot writes (ufw's too). */
@@ -135,12 +119,7 @@ export function readState(p: Paths): State | null {
 }
 
 export function writeState(p: Paths, s: State): void {
-  commitStaged(stageState(p, s));
-}
-
-/** The state file's next content, staged (durable, not yet in place). */
-export function stageState(p: Paths, s: State): StagedFile {
-  return stageFile(p.stateFile, `${JSON.stringify(s, null, 2)}\n`, 0o644);
+  writeFileAtomic(p.stateFile, `${JSON.stringify(s, null, 2)}\n`, 0o644);
 }
 
 /** Last error, kept beside the state so `status` can show it even when unconfigured. */

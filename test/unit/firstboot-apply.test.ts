@@ -54,8 +54,8 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PORT_RANGE=51820-51919\n');
     // An EC2 instance tells the agent its provider (1 = AWS) instead of leaving it to IP geolocation.
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PROVIDER=1\n');
-    // Enabled for the next boots once confirmed running, before the state is recorded.
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919', 'enable']);
+    // Enabled for the next boots before the start, alone on the CPU.
+    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 51820:51919']);
     expect(sys.enabled).toBe(true);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(readState(p)?.settings).toEqual(settings);
@@ -91,12 +91,12 @@ describe('apply', () => {
   const cases: { failAt: string; expectCalls: string[]; message: RegExp }[] = [
     { failAt: 'imageId', expectCalls: ['imageId'], message: /could not verify the preloaded agent image: imageId exploded/ },
     // The firewall and the start run together, so both are undone when the firewall fails.
-    { failAt: 'ufw-allow', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
-    { failAt: 'start-fails', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
-    { failAt: 'no-run', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
-    { failAt: 'no-port', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
-    // Enabled only once running, beside the state's temp copy: that copy goes too.
-    { failAt: 'enable', expectCalls: ['imageId', 'start', 'ufw-allow 51820:51919', 'enable', 'stop', 'ufw-delete 51820:51919'], message: /could not enable the agent for the next boots: enable exploded/ },
+    { failAt: 'ufw-allow', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
+    { failAt: 'start-fails', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
+    { failAt: 'no-run', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
+    { failAt: 'no-port', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
+    // Enabled first, journaled with the start: undone like it (the rule's step is journaled too).
+    { failAt: 'enable', expectCalls: ['imageId', 'enable', 'stop', 'ufw-delete 51820:51919'], message: /could not enable the agent for the next boots: enable exploded/ },
   ];
   for (const c of cases) {
     it(`rolls back everything when "${c.failAt}" fails`, async () => {
@@ -131,7 +131,7 @@ describe('apply', () => {
     expect(sys.calls).toEqual(['imageId']);
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
-    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919', 'enable']);
+    expect(sys.calls).toEqual(['enable', 'start', 'ufw-allow 51820:51919']);
     // The lock file changed meanwhile (update-agent): verified again, against the new lock.
     ({ p, sys, deps } = setup());
     pre = preverifyImage(deps);
@@ -149,7 +149,7 @@ describe('apply', () => {
     sys.imageIdValue = IMAGE_ID;
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919', 'enable']);
+    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 51820:51919']);
     // Not answered yet when the user confirms: the apply waits for that answer instead of asking twice.
     ({ p, sys, deps } = setup());
     let answered = false;
@@ -162,7 +162,7 @@ describe('apply', () => {
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: late }, deps);
     expect(answered).toBe(true);
-    expect(sys.calls).toEqual(['start', 'ufw-allow 51820:51919', 'enable']);
+    expect(sys.calls).toEqual(['enable', 'start', 'ufw-allow 51820:51919']);
     expect(readState(p)?.status).toBe('configured');
   });
 
@@ -177,7 +177,7 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toBe(before);
     expect(statSync(p.envFile).mode & 0o777).toBe(0o600);
     expect(existsSync(p.envBackup)).toBe(false);
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'stop', 'ufw-delete 40000:40010', 'start']);
+    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 40000:40010', 'stop', 'ufw-delete 40000:40010', 'start']);
     expect(readState(p)?.settings.portRange).toBe('51820-51919');
   });
 
@@ -187,7 +187,7 @@ describe('apply', () => {
     sys.calls = [];
     sys.agentPort = 40001;
     await applyConfiguration({ token: TOKEN, settings: { ...settings, portRange: '40000-40010' }, source: 'ssm', instanceId: 'i-1' }, deps);
-    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'enable', 'ufw-delete 51820:51919']);
+    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 40000:40010', 'ufw-delete 51820:51919']);
   });
 
   it('undoes an apply cut off by a power failure on the next run', async () => {
