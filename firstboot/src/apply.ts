@@ -8,7 +8,6 @@ import { dirname } from 'node:path';
 import type { Console } from './secrets.ts';
 import {
   clearLastError,
-  flushAhead,
   fsyncDir,
   readJournal,
   removeTempFiles,
@@ -320,15 +319,10 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     const firewall = outcome((previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve()).finally(() => done('firewall')));
     const start = await starting;
     let confirmed: Outcome<number | null> | null = null;
-    let flushed: Promise<void> = Promise.resolve();
     if (start.ok) {
-      // Docker has just written the container to the file system the state lives on; committing
-      // that now, while the agent binds its port, leaves less for the state's fsyncs after it.
-      flushed = flushAhead(dirname(p.stateFile));
       confirmed = await outcome(confirmRunning(range, deps));
       if (confirmed.ok) done('confirm-running');
     }
-    await flushed;
     const fw = await firewall;
     if (!fw.ok) {
       failedStep = `open UDP ${input.settings.portRange} in the firewall`;

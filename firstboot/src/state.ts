@@ -2,7 +2,6 @@
 // the 0600 env file, the state marker keyed on the instance, and the apply journal that lets a
 // power cut mid-apply be rolled back on the next boot.
 import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 
@@ -171,24 +170,6 @@ export function writeJournal(p: Paths, j: Journal): void {
 export function removeJournal(p: Paths): void {
   rmSync(p.journalFile, { force: true });
   fsyncDir(dirname(p.journalFile));
-}
-
-/**
- * Starts writing out what the file system holds dirty (an fsync of `dir` on a libuv thread: the
- * file system's journal commit carries everything pending), so that a durable write soon after
- * has less to wait for. Never a durability step of its own; its failure is ignored.
- */
-export async function flushAhead(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    /* an optimisation only */
-  }
 }
 
 /** Makes a rename or removal in `dir` durable (a directory that is gone has nothing to keep). */

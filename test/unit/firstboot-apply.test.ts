@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { applyConfiguration, confirmRunning, envFileContent, preverifyImage, recoverInterrupted, type ApplyDeps, type Preverified } from '../../firstboot/src/apply.ts';
 import { Console, forgetSecrets } from '../../firstboot/src/secrets.ts';
-import { flushAhead, paths, readState, removeTempFiles, TEMP_SUFFIX, writeFileAtomic, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
+import { paths, readState, removeTempFiles, TEMP_SUFFIX, writeFileAtomic, writeJournal, type AgentSettings, type Paths } from '../../firstboot/src/state.ts';
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
 import { readImageLock } from '../../firstboot/src/image-lock.ts';
 import { execFile } from 'node:child_process';
@@ -68,12 +68,6 @@ describe('apply', () => {
     const others = filesUnder(p.root).filter((f) => f !== 'etc/syntropy/agent.env');
     for (const f of others) expect(readFileSync(join(p.root, f), 'utf8'), f).not.toContain(TOKEN);
     expect(out.join('')).not.toContain(TOKEN);
-  });
-
-  it('flushes ahead without ever failing the apply (an optimisation, not a durability step)', async () => {
-    const { p } = setup();
-    await expect(flushAhead(p.root)).resolves.toBeUndefined();
-    await expect(flushAhead(join(p.root, 'no/such/dir'))).resolves.toBeUndefined();
   });
 
   it('sets no provider off EC2 (a machine-ID instance), leaving the agent its own default', async () => {
