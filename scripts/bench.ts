@@ -78,22 +78,40 @@ export function median(xs: number[]): number {
 }
 
 /**
+ * What each of the apply's steps waits for before it begins (firstboot/src/apply.ts): the first of
+ * these that the run reports; none means the apply's start. The unit start and the firewall rule
+ * run side by side; the confirmation follows the unit start only, the record both.
+ */
+const STEP_AFTER: Record<string, string[][]> = {
+  'verify-image': [],
+  'write-env': [['verify-image']],
+  enable: [['write-env']],
+  'start-unit': [['enable'], ['write-env']],
+  firewall: [['enable'], ['write-env']],
+  'confirm-running': [['start-unit']],
+  record: [['confirm-running', 'firewall']],
+};
+
+/**
  * Where answers -> running went: the apply's steps (first boot's own clock, ms after the apply
- * began, printed with SYNTROPY_FIRSTBOOT_STATS=1), each with the time since the step before; the
- * firewall rule and the unit start run side by side. What came before the apply (the
- * configuration lock, the interrupted-apply check) is the remainder of answers -> running.
+ * began, printed with SYNTROPY_FIRSTBOOT_STATS=1), each with the time since what it waited for
+ * finished (STEP_AFTER; an unknown step: since the step finished before it). What came before the
+ * apply (the configuration lock, the interrupted-apply check) is the remainder of answers -> running.
  */
 export function applyBreakdown(confirmedToRunningMs: number, text: string): { step: string; at_ms: number; took_ms: number }[] {
   const steps = text.split(',').map((kv) => {
     const [step, ms] = kv.split(':');
     return { step: step!, at: Number(ms) };
   });
+  const atOf = new Map(steps.map((x) => [x.step, x.at]));
   const before = confirmedToRunningMs - (steps.at(-1)?.at ?? 0);
   const rows = [{ step: 'before the apply (lock, recovery check)', at_ms: before, took_ms: before }];
   let last = 0;
   for (const { step, at } of steps) {
+    const waitsFor = STEP_AFTER[step]?.find((group) => group.every((s) => atOf.has(s)));
+    const began = STEP_AFTER[step] ? Math.max(0, ...(waitsFor ?? []).map((s) => atOf.get(s)!)) : last;
     const parallel = step === 'firewall' || step === 'start-unit';
-    rows.push({ step: parallel ? `${step} (side by side)` : step, at_ms: before + at, took_ms: parallel ? at - (steps.find((x) => x.step === 'write-env')?.at ?? 0) : at - last });
+    rows.push({ step: parallel ? `${step} (side by side)` : step, at_ms: before + at, took_ms: at - began });
     last = Math.max(last, at);
   }
   return rows;
