@@ -92,8 +92,8 @@ until bound_in_range; do
 done
 t1=${EPOCHREALTIME/./}
 bound_port=$found
-[[ "$(docker inspect --format '{{.State.Running}}' "$name" </dev/null)" == true ]] || { echo "bare-start: port $bound_port bound but $name is not running" >&2; exit 1; }
-started=$(docker inspect --format '{{.State.StartedAt}}' "$name" </dev/null)
+read -r running started < <(docker inspect --format '{{.State.Running}} {{.State.StartedAt}}' "$name" </dev/null)
+[[ "$running" == true ]] || { echo "bare-start: port $bound_port bound but $name is not running" >&2; exit 1; }
 t_started=$(( $(date -d "$started" +%s%N) / 1000 ))
 
 docker stop --time 20 "$name" >/dev/null </dev/null
