@@ -309,9 +309,10 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     // goes first: the user waits for it, and the firewall's file writes are synchronous.
     journal.steps.push('firewall', 'start-agent');
     writeJournal(p, journal);
-    // Enabled for the next boots first, alone: ~0.15 s in a 1 vCPU guest when nothing else runs.
-    // Beside the restart it slowed systemd's way to the unit, and after the confirmation it met
-    // the agent's own start-up (the double's other links) and took 0.46-0.74 s (bench runs L, M).
+    // Enabled for the next boots first, alone: 0.24-0.31 s in a 1 vCPU guest (bench runs N, O;
+    // `systemctl --no-reload enable` by itself 0.11-0.16 s). Beside the restart it slowed systemd's
+    // way to the unit, and after the confirmation it met the agent's own start-up (the double's
+    // other links) and took 0.46-0.74 s (runs L, M).
     failedStep = 'enable the agent for the next boots';
     await sys.enableAgent();
     done('enable');

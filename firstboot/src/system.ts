@@ -223,7 +223,8 @@ export class PlanSystem implements System {
   }
 
   async startAgent(): Promise<void> {
-    this.plan(`systemctl enable ${AGENT_UNIT} && systemctl restart ${AGENT_UNIT}`);
+    await this.enableAgent();
+    await this.restartAgent();
   }
 
   async restartAgent(): Promise<void> {
