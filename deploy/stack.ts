@@ -13,6 +13,9 @@
 // comes from a region Mapping (AmiRegionMap) that Marketplace replaces with its own copies; no
 // account ID, AZ name or credential is hard-coded (Fn::GetAZs, AWS::Partition, AWS::Region);
 // least-privilege IAM roles only; every CIDR that opens access is a parameter.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App, Aws, CfnCondition, CfnMapping, CfnOutput, CfnParameter, DefaultStackSynthesizer, Fn, Stack, Tags, Token, Validations, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -265,9 +268,16 @@ export function standaloneSynthesizer(): DefaultStackSynthesizer {
 
 /** Synthesizes the template for the given AMIs; returns it as a plain object. */
 export function synthTemplate(amis: Record<string, string>, opts: { nag?: boolean } = {}): Record<string, unknown> {
-  const app = new App({ analyticsReporting: false });
-  if (opts.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  const stack = new ReferenceDeploymentStack(app, 'SyntropyReferenceDeployment', { amis, synthesizer: standaloneSynthesizer() });
-  const assembly = app.synth();
-  return assembly.getStackByName(stack.stackName).template as Record<string, unknown>;
+  // CDK writes its cloud assembly to a fresh directory under the system's temp directory when no
+  // outdir is given and never removes it; name it ourselves and remove it once the template is read.
+  const outdir = mkdtempSync(join(tmpdir(), 'cdk-synth-'));
+  try {
+    const app = new App({ analyticsReporting: false, outdir });
+    if (opts.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = new ReferenceDeploymentStack(app, 'SyntropyReferenceDeployment', { amis, synthesizer: standaloneSynthesizer() });
+    const assembly = app.synth();
+    return assembly.getStackByName(stack.stackName).template as Record<string, unknown>;
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }

@@ -2,7 +2,8 @@
 // own assertions, cdk-nag's AwsSolutions pack, and AWS Marketplace's rules for templates; the
 // route failover's decisions (deploy/failover.ts); the deploy command's input checks.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { synthTemplate } from '../../deploy/stack.ts';
@@ -21,6 +22,19 @@ const resources = raw.Resources as Record<string, { Type: string; Properties: Re
 describe('reference deployment template', () => {
   it('synthesizes clean under cdk-nag AwsSolutions (every accepted finding acknowledged with a reason)', () => {
     expect(() => synthTemplate(AMIS, { nag: true })).not.toThrow();
+  });
+
+  it('leaves no cloud assembly behind in the temp directory (CDK never removes its own)', () => {
+    const saved = process.env.TMPDIR;
+    const own = mkdtempSync(join(tmpdir(), 'synth-tmp-'));
+    process.env.TMPDIR = own;
+    try {
+      expect(synthTemplate(AMIS).Resources).toBeDefined();
+      expect(readdirSync(own)).toEqual([]);
+    } finally {
+      process.env.TMPDIR = saved;
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('has the documented shape: 1 VPC, 6 subnets in 2 AZs, 2 NAT gateways, 2 agents', () => {
