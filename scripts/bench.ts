@@ -83,11 +83,12 @@ export function median(xs: number[]): number {
  * run side by side; the confirmation follows the unit start only, the record both.
  */
 const STEP_AFTER: Record<string, string[][]> = {
+  // The enable (when the unit is not enabled yet) runs from the apply's start beside these two.
+  enable: [],
   'verify-image': [],
   'write-env': [['verify-image']],
-  enable: [['write-env']],
-  'start-unit': [['enable'], ['write-env']],
-  firewall: [['enable'], ['write-env']],
+  'start-unit': [['enable', 'write-env'], ['write-env']],
+  firewall: [['enable', 'write-env'], ['write-env']],
   'confirm-running': [['start-unit']],
   record: [['confirm-running', 'firewall']],
 };

@@ -148,32 +148,47 @@ async function verifyBeforeApply(input: ApplyInput, deps: ApplyDeps): Promise<vo
 
 /** Waits until the agent container runs with a UDP port bound inside the range; returns that port. */
 export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise<number | null> {
-  if (!deps.sys.live) {
-    await deps.sys.agentRunning();
+  const { sys } = deps;
+  if (!sys.live) {
+    await sys.agentRunning();
     return null;
   }
-  // Reading the socket table costs nothing; asking Docker (an Engine API call) makes dockerd work
-  // while it starts the container we wait for. So Docker is asked when a port in the range
-  // appears, and otherwise at most every DOCKER_ASK_MS.
   const deadline = Date.now() + (deps.confirmTimeoutMs ?? 30_000);
-  const boundInRange = () => [...deps.sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
+  const boundInRange = () => [...sys.boundUdpPorts()].filter((p) => p >= range.start && p <= range.end).sort((a, b) => a - b)[0];
+  // A port in the range alone proves nothing (an earlier agent's WireGuard links outlive its
+  // container): the container must run too. The unit start returned, so `docker run` had started
+  // it: Docker is asked for its process at once, while the agent starts up, and when the port
+  // appears that same process still living is read from /proc, for free. Asked when the port
+  // appeared instead, Docker took 0.46-0.52 s to answer in a 1 vCPU guest (the agent's own
+  // start-up on the same CPU), 0.12-0.14 s when idle; asked at once, 0.34-0.42 s, unwaited for.
+  let proc: { pid: number; start: string } | null | undefined;
+  void sys.agentPid().then(
+    (pid) => {
+      const start = pid === null ? null : sys.processStartTime(pid);
+      proc = pid !== null && start !== null ? { pid, start } : null;
+    },
+    () => (proc = null),
+  );
+  // Otherwise (it was not running then, or has been restarted since) Docker is asked when a port
+  // appears, and again at most every DOCKER_ASK_MS while it does not say running; also when its
+  // first answer is that late. Never without a port: that answer could not confirm anything.
+  const began = Date.now();
   let running = false;
-  // The unit start returned, so `docker run` had started the container: the first question waits
-  // for a port (or a second), when the container has something to show.
-  let askedAt = Date.now();
-  let askedWithPort = false;
+  let askedAt = 0;
   while (Date.now() < deadline) {
     const port = boundInRange();
-    if ((port !== undefined && !askedWithPort) || Date.now() - askedAt >= DOCKER_ASK_MS) {
-      running = await deps.sys.agentRunning();
-      askedAt = Date.now();
-      askedWithPort = port !== undefined;
-      if (running && port !== undefined) return port;
+    if (port !== undefined) {
+      if (proc && sys.processStartTime(proc.pid) === proc.start) return port;
+      if ((proc !== undefined || Date.now() - began >= DOCKER_ASK_MS) && Date.now() - askedAt >= DOCKER_ASK_MS) {
+        running = await sys.agentRunning();
+        askedAt = Date.now();
+        if (running) return port;
+      }
     }
-    await new Promise((r) => setTimeout(r, deps.pollMs ?? 100));
+    await new Promise((r) => setTimeout(r, deps.pollMs ?? POLL_MS));
   }
   // The failure is named from Docker's answer now, not from one up to a second old.
-  running = await deps.sys.agentRunning();
+  running = await sys.agentRunning();
   throw new ApplyError(
     running
       ? `the agent container runs but bound no UDP port in ${range.start}-${range.end} (see: docker logs syntropy-agent)`
@@ -181,6 +196,8 @@ export async function confirmRunning(range: PortRange, deps: ApplyDeps): Promise
   );
 }
 
+/** How often the socket table is read while waiting for the port (a read costs well under 1 ms). */
+const POLL_MS = 20;
 const DOCKER_ASK_MS = 1000;
 
 /*
@@ -188,13 +205,17 @@ const DOCKER_ASK_MS = 1000;
  * every file is replaced atomically: temp file, fsync, rename, fsync of the directory):
  *
  *   step (durable write)                 on disk if killed right after it   recovery does
- *   journal {previous, next, steps: []}  old config complete                 nothing to undo: old config
- *   agent.env.previous (copy, fsynced)   old config + a backup               not journaled: drops the backup
+ *   journal {previous, next, [enable]}   old config complete (the unit       disables the unit: old config
+ *     (only if the unit is not enabled;  maybe enabled, by the enable that
+ *     the enable then runs beside what   runs beside the next steps)
+ *     follows)
+ *   agent.env.previous (copy, fsynced)   old config + a backup               drops the backup (not journaled)
  *   journal +write-env                   old config + backup                 restores the backup (same bytes)
  *   agent.env (new, atomic)              new env, old state, backup          restores the backup: old config
+ *   (the enable is waited for)
  *   journal +firewall +start-agent       new env, maybe rule/agent running   stops the agent, removes the rule,
- *     (one write), the unit enabled,     (and enabled)                       restores the backup, restarts the
- *     then started                                                           previous agent: old config
+ *     (one write), then the unit         (and enabled)                       restores the backup, restarts the
+ *     started                                                                previous agent: old config
  *   state.json (new, with the journal's  new config, journal left            rolls FORWARD: the state names this
  *     id: the commit)                                                        journal, so the apply was complete
  *   journal removed                      new config, backup left             drops the backup
@@ -220,6 +241,8 @@ export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
   };
   for (const step of [...j.steps].reverse()) {
     if (step === 'start-agent') await attempt('stop the agent', () => sys.stopAgent());
+    // Stopping the agent disables it too.
+    if (step === 'enable' && !j.steps.includes('start-agent')) await attempt('disable the agent', () => sys.disableAgent());
     if (step === 'firewall' && range && prevRange !== j.range) await attempt('remove the firewall rule', () => sys.firewallDeleteUdp(range));
     if (step === 'write-env') {
       await attempt('restore the env file', () => {
@@ -290,7 +313,16 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
   const t0 = performance.now();
   const steps: [string, number][] = (stats.applySteps = []);
   const done = (step: string) => steps.push([step, Math.round(performance.now() - t0)]);
-  writeJournal(p, journal);
+  // Enabled for the next boots (unless it is already), journaled first so that a failure or a
+  // crash disables it again, and meanwhile the image check and the env file go ahead: alone before
+  // the start the enable took 0.24-0.31 s of a 1 vCPU guest (bench runs N, O); beside the restart
+  // it slowed systemd's way to the unit, after the confirmation it met the agent's start-up (runs
+  // K-M). Nothing else is journaled before the env file's backup (recovery drops a stray backup).
+  let enabling: Promise<Outcome<void>> | null = null;
+  if (!sys.agentEnabled()) {
+    mark('enable');
+    enabling = outcome(sys.enableAgent().finally(() => done('enable')));
+  }
   let failedStep = 'verify the preloaded agent image';
   try {
     await verifyBeforeApply(input, deps);
@@ -307,15 +339,15 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     // container starts and is waited for once the agent is confirmed running (both steps are
     // journaled first, in one journal write, so a failure of either rolls back both). The start
     // goes first: the user waits for it, and the firewall's file writes are synchronous.
+    if (enabling) {
+      const enabled = await enabling;
+      if (!enabled.ok) {
+        failedStep = 'enable the agent for the next boots';
+        throw enabled.error;
+      }
+    }
     journal.steps.push('firewall', 'start-agent');
     writeJournal(p, journal);
-    // Enabled for the next boots first, alone: 0.24-0.31 s in a 1 vCPU guest (bench runs N, O;
-    // `systemctl --no-reload enable` by itself 0.11-0.16 s). Beside the restart it slowed systemd's
-    // way to the unit, and after the confirmation it met the agent's own start-up (the double's
-    // other links) and took 0.46-0.74 s (runs L, M).
-    failedStep = 'enable the agent for the next boots';
-    await sys.enableAgent();
-    done('enable');
     const starting = outcome(sys.restartAgent().finally(() => done('start-unit')));
     const firewall = outcome((previous?.settings.portRange !== input.settings.portRange ? sys.firewallAllowUdp(range) : Promise.resolve()).finally(() => done('firewall')));
     const start = await starting;
@@ -371,6 +403,8 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
     }
     return state;
   } catch (e) {
+    // An enable still running is let finish before anything is undone (its undo would race it).
+    await enabling;
     if (committed(journal, p)) {
       // Complete on disk (also when writing the state failed after its rename, e.g. in the
       // directory's fsync); only the bookkeeping failed. Finish it rather than undo a working agent.

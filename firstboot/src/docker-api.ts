@@ -4,7 +4,8 @@
 // Contract (Docker Engine API reference, docs.docker.com/reference/api/engine): the daemon listens
 // on unix:///var/run/docker.sock; a path without a /v1.xx prefix is served at the daemon's current
 // API version; GET /images/{name}/json returns the image with its "Id" (sha256:...), and
-// GET /containers/{id}/json the container with "State": {"Running": bool}; both answer 404 when
+// GET /containers/{id}/json the container with "State": {"Running": bool, "Pid": int (its process
+// in the host's PID namespace)}; both answer 404 when
 // the object does not exist. Under systemd, docker.socket holds a connection until dockerd is up.
 import { request } from 'node:http';
 
@@ -95,4 +96,11 @@ export async function inspectImage(ref: string, opts?: DockerGetOptions): Promis
 export async function containerRunning(name: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<boolean> {
   const body = (await dockerGet(`/containers/${pathName(name)}/json`, opts)) as { State?: { Running?: unknown } } | null;
   return body?.State?.Running === true;
+}
+
+/** The host PID of the named container's process when it runs; null when it does not run or does not exist. */
+export async function containerPid(name: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<number | null> {
+  const body = (await dockerGet(`/containers/${pathName(name)}/json`, opts)) as { State?: { Running?: unknown; Pid?: unknown } } | null;
+  const pid = body?.State?.Pid;
+  return body?.State?.Running === true && typeof pid === 'number' && Number.isInteger(pid) && pid > 0 ? pid : null;
 }

@@ -149,7 +149,7 @@ export const JournalSchema = z
     range: z.string(),
     previous: StateSchema.nullable(),
     next: StateSchema.nullable(),
-    steps: z.array(z.enum(['write-env', 'firewall', 'start-agent', 'commit'])),
+    steps: z.array(z.enum(['enable', 'write-env', 'firewall', 'start-agent', 'commit'])),
   })
   .strict();
 export type Journal = z.infer<typeof JournalSchema>;

@@ -4,14 +4,30 @@
 // through the 0600 env file.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { parseProcNetUdp, type PortRange } from './validate.ts';
 import { planUfwAllow, UFW_COMMENT, UFW_LOCATIONS, type UfwLocations } from './ufw-rules.ts';
 import { writeFileAtomic } from './state.ts';
-import { containerRunning, inspectImage, inspectImageId, type DockerGetOptions } from './docker-api.ts';
+import { containerPid, containerRunning, inspectImage, inspectImageId, type DockerGetOptions } from './docker-api.ts';
 
 export const AGENT_CONTAINER = 'syntropy-agent';
 export const AGENT_UNIT = 'syntropy-agent.service';
+/** The link `systemctl enable` makes for the agent unit ([Install] WantedBy=multi-user.target). */
+export const AGENT_WANTS_LINK = `/etc/systemd/system/multi-user.target.wants/${AGENT_UNIT}`;
+
+/**
+ * A living process's start time from its /proc/PID/stat line (proc(5): field 2 is the command in
+ * parentheses, which may hold spaces and parentheses, so fields are counted after the last ')';
+ * field 3 is the state, field 22 the start time in clock ticks since boot); null for a zombie or
+ * dead process (state Z or X, or x) or a line that is not one.
+ */
+export function procStartTime(stat: string): string | null {
+  const rest = stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/);
+  const [state] = rest;
+  const start = rest[19];
+  if (stat.lastIndexOf(')') < 0 || !state || /^[ZXx]$/.test(state) || !start || !/^\d+$/.test(start)) return null;
+  return start;
+}
 
 export interface System {
   readonly live: boolean;
@@ -32,9 +48,20 @@ export interface System {
   restartAgent(): Promise<void>;
   /** Enables the agent unit for the next boots (no daemon reload: the unit file is the bake's). */
   enableAgent(): Promise<void>;
+  /** Whether the agent unit is enabled for the next boots. */
+  agentEnabled(): boolean;
+  /** Undoes enableAgent: not started at the next boots; this boot's agent is left as it is. */
+  disableAgent(): Promise<void>;
   stopAgent(): Promise<void>;
   /** Whether the agent container is running. */
   agentRunning(): Promise<boolean>;
+  /** The agent container's process (host PID) if it runs, else null: one question to Docker. */
+  agentPid(): Promise<number | null>;
+  /**
+   * When a process started (its start time since boot, from /proc), or null if there is no such
+   * living process: the same PID with the same start time is the same process, read for free.
+   */
+  processStartTime(pid: number): string | null;
   boundUdpPorts(): Set<number>;
   hostname(): string;
 }
@@ -77,8 +104,11 @@ const ufwRule = (r: PortRange) => ['proto', 'udp', 'from', 'any', 'to', 'any', '
 export class LiveSystem implements System {
   readonly live = true;
 
-  /** `ufw` names where ufw's files are (tests point it at a copy). */
-  constructor(private readonly ufw: UfwLocations = UFW_LOCATIONS) {}
+  /** `ufw` names where ufw's files are, `wantsLink` the agent unit's enable link (tests point them at copies). */
+  constructor(
+    private readonly ufw: UfwLocations = UFW_LOCATIONS,
+    private readonly wantsLink = AGENT_WANTS_LINK,
+  ) {}
 
   // Questions go to the Engine API on Docker's socket (docker-api.ts): no CLI process competing
   // with the container start for a small instance's CPU.
@@ -140,6 +170,20 @@ export class LiveSystem implements System {
     await run('systemctl', ['--no-reload', 'enable', AGENT_UNIT]);
   }
 
+  agentEnabled(): boolean {
+    // What `systemctl enable` makes of the unit's [Install] WantedBy=multi-user.target; read, not
+    // asked (a systemctl process costs ~0.1 s on a small instance while the user waits).
+    try {
+      return readlinkSync(this.wantsLink).endsWith(`/${AGENT_UNIT}`);
+    } catch {
+      return false;
+    }
+  }
+
+  async disableAgent(): Promise<void> {
+    await run('systemctl', ['--no-reload', 'disable', AGENT_UNIT]);
+  }
+
   async stopAgent(): Promise<void> {
     try {
       await run('systemctl', ['--no-reload', 'disable', '--now', AGENT_UNIT]);
@@ -157,6 +201,22 @@ export class LiveSystem implements System {
       return await containerRunning(AGENT_CONTAINER);
     } catch {
       return false;
+    }
+  }
+
+  async agentPid(): Promise<number | null> {
+    try {
+      return await containerPid(AGENT_CONTAINER);
+    } catch {
+      return null;
+    }
+  }
+
+  processStartTime(pid: number): string | null {
+    try {
+      return procStartTime(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return null;
     }
   }
 
@@ -235,6 +295,15 @@ export class PlanSystem implements System {
     this.plan(`systemctl enable ${AGENT_UNIT}`);
   }
 
+  /** A plan enables the unit: whether an instance has it enabled is the instance's to say. */
+  agentEnabled(): boolean {
+    return false;
+  }
+
+  async disableAgent(): Promise<void> {
+    this.plan(`systemctl disable ${AGENT_UNIT}`);
+  }
+
   async stopAgent(): Promise<void> {
     this.plan(`systemctl disable --now ${AGENT_UNIT} && docker rm -f ${AGENT_CONTAINER}`);
   }
@@ -242,6 +311,14 @@ export class PlanSystem implements System {
   async agentRunning(): Promise<boolean> {
     this.plan(`confirm container ${AGENT_CONTAINER} runs and bound a UDP port in the range`);
     return true;
+  }
+
+  async agentPid(): Promise<number | null> {
+    return null;
+  }
+
+  processStartTime(): string | null {
+    return null;
   }
 
   boundUdpPorts(): Set<number> {

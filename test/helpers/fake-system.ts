@@ -42,11 +42,19 @@ export class FakeSystem implements System {
   /** Restart and enable, recorded as one 'start' (update-agent, a rollback's previous agent). */
   async startAgent(): Promise<void> {
     await this.restartAgent();
+    this.enabled = true;
   }
   enabled = false;
   async enableAgent(): Promise<void> {
     this.step('enable');
     this.enabled = true;
+  }
+  agentEnabled(): boolean {
+    return this.enabled;
+  }
+  async disableAgent(): Promise<void> {
+    this.step('disable');
+    this.enabled = false;
   }
   async restartAgent(): Promise<void> {
     this.step('start');
@@ -56,11 +64,21 @@ export class FakeSystem implements System {
   }
   async stopAgent(): Promise<void> {
     this.step('stop');
+    this.enabled = false;
     this.running = false;
     this.bound.clear();
   }
   async agentRunning(): Promise<boolean> {
     return this.running;
+  }
+  /** The container's process: `pid` while it runs; a restart by Docker gives a new start time. */
+  pid = 4242;
+  startTime = '1000';
+  async agentPid(): Promise<number | null> {
+    return this.running ? this.pid : null;
+  }
+  processStartTime(pid: number): string | null {
+    return this.running && pid === this.pid ? this.startTime : null;
   }
   boundUdpPorts(): Set<number> {
     return new Set(this.bound);

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerRunning, DockerApiError, dockerGet, inspectImage, inspectImageId } from '../../firstboot/src/docker-api.ts';
+import { containerPid, containerRunning, DockerApiError, dockerGet, inspectImage, inspectImageId } from '../../firstboot/src/docker-api.ts';
 
 const ID = `sha256:${'c'.repeat(64)}`;
 let dir: string;
@@ -32,8 +32,10 @@ beforeAll(async () => {
     if (req.url === '/images/odd-config:1/json') return reply(200, { Id: ID, Config: { Entrypoint: '/agent' } });
     if (req.url === '/images/broken:1/json') return reply(200, '{"Id": ');
     if (req.url === '/images/daemon-error:1/json') return reply(500, { message: 'write /var/lib/docker: no space left on device' });
-    if (req.url === '/containers/syntropy-agent/json') return reply(200, { Id: 'x', State: { Running: true, Status: 'running' } });
-    if (req.url === '/containers/stopped/json') return reply(200, { Id: 'y', State: { Running: false, Status: 'exited' } });
+    if (req.url === '/containers/syntropy-agent/json') return reply(200, { Id: 'x', State: { Running: true, Status: 'running', Pid: 4242 } });
+    // An exited container keeps State.Pid 0 (Engine API reference: ContainerState.Pid).
+    if (req.url === '/containers/stopped/json') return reply(200, { Id: 'y', State: { Running: false, Status: 'exited', Pid: 0 } });
+    if (req.url === '/containers/odd-pid/json') return reply(200, { Id: 'z', State: { Running: true, Pid: '4242' } });
     if (req.url === '/containers/silent/json') return; // never answers
     return reply(404, { message: 'No such object' });
   });
@@ -80,6 +82,13 @@ describe('Docker Engine API client', () => {
     expect(await containerRunning('syntropy-agent', { socketPath })).toBe(true);
     expect(await containerRunning('stopped', { socketPath })).toBe(false);
     expect(await containerRunning('absent', { socketPath })).toBe(false);
+  });
+
+  it("reads a running container's host PID; none for a stopped, missing or oddly answered one", async () => {
+    expect(await containerPid('syntropy-agent', { socketPath })).toBe(4242);
+    expect(await containerPid('stopped', { socketPath })).toBeNull();
+    expect(await containerPid('absent', { socketPath })).toBeNull();
+    expect(await containerPid('odd-pid', { socketPath })).toBeNull();
   });
 
   it('lets a question asked ahead (background) not keep the process alive; a foreground one waits for its answer', async () => {

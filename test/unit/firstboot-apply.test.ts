@@ -10,7 +10,7 @@ import { paths, readState, removeTempFiles, TEMP_SUFFIX, writeFileAtomic, writeJ
 import { FAKE_IMAGE_ID, FakeSystem } from '../helpers/fake-system.ts';
 import { readImageLock } from '../../firstboot/src/image-lock.ts';
 import { execFile } from 'node:child_process';
-import { runFailure } from '../../firstboot/src/system.ts';
+import { LiveSystem, procStartTime, runFailure } from '../../firstboot/src/system.ts';
 import { stats } from '../../firstboot/src/env.ts';
 
 const TOKEN = 'apply-test-token-0123456789abcdef';
@@ -54,8 +54,9 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PORT_RANGE=51820-51919\n');
     // An EC2 instance tells the agent its provider (1 = AWS) instead of leaving it to IP geolocation.
     expect(readFileSync(p.envFile, 'utf8')).toContain('SYNTROPY_PROVIDER=1\n');
-    // Enabled for the next boots before the start, alone on the CPU.
-    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 51820:51919']);
+    // Enabled for the next boots from the apply's start (beside the image check and the env file),
+    // and waited for before the unit starts.
+    expect(sys.calls).toEqual(['enable', 'imageId', 'start', 'ufw-allow 51820:51919']);
     expect(sys.enabled).toBe(true);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(readState(p)?.settings).toEqual(settings);
@@ -83,14 +84,15 @@ describe('apply', () => {
   });
 
   const cases: { failAt: string; expectCalls: string[]; message: RegExp }[] = [
-    { failAt: 'imageId', expectCalls: ['imageId'], message: /could not verify the preloaded agent image: imageId exploded/ },
+    // The enable was journaled before it began: disabled again.
+    { failAt: 'imageId', expectCalls: ['enable', 'imageId', 'disable'], message: /could not verify the preloaded agent image: imageId exploded/ },
     // The firewall and the start run together, so both are undone when the firewall fails.
-    { failAt: 'ufw-allow', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
-    { failAt: 'start-fails', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
-    { failAt: 'no-run', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
-    { failAt: 'no-port', expectCalls: ['imageId', 'enable', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
-    // Enabled first, journaled with the start: undone like it (the rule's step is journaled too).
-    { failAt: 'enable', expectCalls: ['imageId', 'enable', 'stop', 'ufw-delete 51820:51919'], message: /could not enable the agent for the next boots: enable exploded/ },
+    { failAt: 'ufw-allow', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
+    { failAt: 'start-fails', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
+    { failAt: 'no-run', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
+    { failAt: 'no-port', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
+    // A failed enable is undone alone: nothing else had been started.
+    { failAt: 'enable', expectCalls: ['enable', 'imageId', 'disable'], message: /could not enable the agent for the next boots: enable exploded/ },
   ];
   for (const c of cases) {
     it(`rolls back everything when "${c.failAt}" fails`, async () => {
@@ -101,6 +103,7 @@ describe('apply', () => {
       expect((err as Error).message).toMatch(/every change was rolled back/);
       expect((err as Error).message).not.toContain(TOKEN);
       expect(sys.calls).toEqual(c.expectCalls);
+      expect(sys.enabled).toBe(false);
       expect(existsSync(p.envFile)).toBe(false);
       expect(readState(p)).toBeNull();
       expect(existsSync(p.journalFile)).toBe(false);
@@ -134,7 +137,7 @@ describe('apply', () => {
     writeFileSync(p.lockFile, `AGENT_IMAGE_REF=syntropy-agent-test-double:local\nAGENT_IMAGE_DIGEST=${other}\nAGENT_IMAGE_ID=${other}\nAGENT_IMAGE_SOURCE=archive\n`);
     sys.calls = [];
     await expect(applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps)).rejects.toThrow(/lock file pins sha256:e/);
-    expect(sys.calls).toEqual(['imageId']);
+    expect(sys.calls).toEqual(['enable', 'imageId', 'disable']);
     // Failed early (dockerd still starting, or the image missing then): asked again, today's answer counts.
     ({ p, sys, deps } = setup());
     sys.imageIdValue = null;
@@ -143,7 +146,7 @@ describe('apply', () => {
     sys.imageIdValue = IMAGE_ID;
     sys.calls = [];
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1', preverified: pre }, deps);
-    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 51820:51919']);
+    expect(sys.calls).toEqual(['enable', 'imageId', 'start', 'ufw-allow 51820:51919']);
     // Not answered yet when the user confirms: the apply waits for that answer instead of asking twice.
     ({ p, sys, deps } = setup());
     let answered = false;
@@ -171,7 +174,9 @@ describe('apply', () => {
     expect(readFileSync(p.envFile, 'utf8')).toBe(before);
     expect(statSync(p.envFile).mode & 0o777).toBe(0o600);
     expect(existsSync(p.envBackup)).toBe(false);
-    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 40000:40010', 'stop', 'ufw-delete 40000:40010', 'start']);
+    // Enabled already: not enabled again; the previous agent comes back enabled.
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'stop', 'ufw-delete 40000:40010', 'start']);
+    expect(sys.enabled).toBe(true);
     expect(readState(p)?.settings.portRange).toBe('51820-51919');
   });
 
@@ -181,19 +186,44 @@ describe('apply', () => {
     sys.calls = [];
     sys.agentPort = 40001;
     await applyConfiguration({ token: TOKEN, settings: { ...settings, portRange: '40000-40010' }, source: 'ssm', instanceId: 'i-1' }, deps);
-    expect(sys.calls).toEqual(['imageId', 'enable', 'start', 'ufw-allow 40000:40010', 'ufw-delete 51820:51919']);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'ufw-delete 51820:51919']);
+  });
+
+  it('enables a unit disabled since (by hand) on a reconfigure, and a failure leaves it disabled as found', async () => {
+    const { sys, deps } = setup();
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
+    sys.enabled = false;
+    sys.calls = [];
+    await applyConfiguration({ token: TOKEN, settings: { ...settings, agentName: 'relay-2' }, source: 'dialogue', instanceId: 'i-1' }, deps);
+    expect(sys.calls).toEqual(['enable', 'imageId', 'start']);
+    expect(sys.enabled).toBe(true);
+    sys.enabled = false;
+    sys.calls = [];
+    sys.failAt = 'imageId';
+    await expect(applyConfiguration({ token: TOKEN, settings: { ...settings, agentName: 'relay-3' }, source: 'dialogue', instanceId: 'i-1' }, deps)).rejects.toThrow(/rolled back/);
+    // Nothing of the previous agent was touched: it is not stopped or restarted, only the enable undone.
+    expect(sys.calls).toEqual(['enable', 'imageId', 'disable']);
+    expect(sys.enabled).toBe(false);
   });
 
   it('undoes an apply cut off by a power failure on the next run', async () => {
     const { p, sys, deps } = setup();
     writeFileSync(p.envFile, envFileContent(TOKEN, settings), { mode: 0o600 });
     mkdirSync(join(p.root, 'var/lib/syntropy/firstboot'), { recursive: true });
-    writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, next: null, steps: ['write-env', 'firewall', 'start-agent'] });
+    writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, next: null, steps: ['enable', 'write-env', 'firewall', 'start-agent'] });
     expect(await recoverInterrupted(deps)).toBe(true);
+    // Stopping the agent disables it: no separate disable.
     expect(sys.calls).toEqual(['stop', 'ufw-delete 51820:51919']);
     expect(existsSync(p.envFile)).toBe(false);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(await recoverInterrupted(deps)).toBe(false);
+    // Cut off right after the enable began: disabled again, nothing else to undo.
+    sys.calls = [];
+    sys.enabled = true;
+    writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, next: null, steps: ['enable'] });
+    expect(await recoverInterrupted(deps)).toBe(true);
+    expect(sys.calls).toEqual(['disable']);
+    expect(sys.enabled).toBe(false);
   });
 
   it('finishes, not undoes, an apply cut off after its state was written (the state names its journal)', async () => {
@@ -245,6 +275,7 @@ describe('confirming the agent runs', () => {
   /** A container that binds its port after `bindAfterMs`; counts the Docker questions asked. */
   class SlowAgent extends FakeSystem {
     asked = 0;
+    pidAsked = 0;
     constructor(bindAfterMs: number, port: number | null) {
       super();
       this.running = true;
@@ -254,20 +285,56 @@ describe('confirming the agent runs', () => {
       this.asked += 1;
       return this.running;
     }
+    override async agentPid(): Promise<number | null> {
+      this.pidAsked += 1;
+      return super.agentPid();
+    }
   }
   const con = new Console({ write: () => {} }, { write: () => {} });
   const deps = (sys: FakeSystem, confirmTimeoutMs = 5000): ApplyDeps => ({ p: paths(mkdtempSync(join(tmpdir(), 'fb-confirm-'))), sys, con, confirmTimeoutMs, pollMs: 10 });
+  const range = { start: 51820, end: 51830 };
 
-  it('watches the socket table and asks Docker only when a port in the range appears (and once a second otherwise)', async () => {
-    const sys = new SlowAgent(1500, 51825);
-    expect(await confirmRunning({ start: 51820, end: 51830 }, deps(sys))).toBe(51825);
-    // Polling every 10 ms for 1.5 s: no question at the start (the unit start has just run the
-    // container), one a second later, one for the port.
-    expect(sys.asked).toBeLessThanOrEqual(2);
-    expect(sys.asked).toBeGreaterThanOrEqual(1);
-    const quick = new SlowAgent(50, 51820);
-    expect(await confirmRunning({ start: 51820, end: 51830 }, deps(quick))).toBe(51820);
-    expect(quick.asked).toBe(1);
+  it("asks Docker for the container's process at once, and when the port appears reads that it still lives", async () => {
+    for (const bindAfter of [50, 1500]) {
+      const sys = new SlowAgent(bindAfter, 51825);
+      expect(await confirmRunning(range, deps(sys))).toBe(51825);
+      // One question for the process, none when the port appears (and none while it has not).
+      expect(sys.pidAsked).toBe(1);
+      expect(sys.asked).toBe(0);
+    }
+  });
+
+  it('asks Docker again when the process it named is gone or was restarted by the time the port appears', async () => {
+    // Restarted by Docker (restart policy): a new start time; Docker says running, once.
+    const restarted = new SlowAgent(200, 51821);
+    setTimeout(() => (restarted.startTime = '2000'), 100);
+    expect(await confirmRunning(range, deps(restarted))).toBe(51821);
+    expect(restarted.asked).toBe(1);
+    // Exited, and the port is held by WireGuard links it left behind: not confirmed.
+    const exited = new SlowAgent(200, 51822);
+    setTimeout(() => (exited.running = false), 100);
+    await expect(confirmRunning(range, deps(exited, 1500))).rejects.toThrow(/the agent container did not start/);
+    // Asked when the port appeared, at most once a second after that, and at the deadline.
+    expect(exited.asked).toBeGreaterThanOrEqual(2);
+    expect(exited.asked).toBeLessThanOrEqual(3);
+    // Not running when first asked, started since (the restart policy): confirmed by Docker.
+    const late = new SlowAgent(200, 51823);
+    late.running = false;
+    setTimeout(() => (late.running = true), 100);
+    expect(await confirmRunning(range, deps(late))).toBe(51823);
+    expect(late.asked).toBe(1);
+  });
+
+  it('reads a living process start time from /proc/PID/stat, and none for a zombie', () => {
+    const line = (state: string) => `4242 (my (odd) name) ${state} 1 4242 4242 0 -1 4194560 200 0 0 0 1 2 0 0 20 0 1 0 123456 1000000 300 18446744073709551615`;
+    expect(procStartTime(line('S'))).toBe('123456');
+    expect(procStartTime(line('R'))).toBe('123456');
+    expect(procStartTime(line('Z'))).toBeNull();
+    expect(procStartTime(line('X'))).toBeNull();
+    expect(procStartTime('garbage')).toBeNull();
+    expect(new LiveSystem().processStartTime(process.pid)).toMatch(/^\d+$/);
+    expect(new LiveSystem().processStartTime(process.pid)).toBe(new LiveSystem().processStartTime(process.pid));
+    expect(new LiveSystem().processStartTime(2 ** 22 + 1)).toBeNull();
   });
 
   it('ignores ports outside the range and names a running agent without its port', async () => {

@@ -3,10 +3,10 @@
 // they were started with and (the restores) the file they were given as it was at that moment.
 // The ufw files are a copy of the image's (test/helpers/ufw-tree.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getPriority, tmpdir } from 'node:os';
-import { LiveSystem } from '../../firstboot/src/system.ts';
+import { AGENT_WANTS_LINK, LiveSystem } from '../../firstboot/src/system.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
 import { ufwFixture, ufwTree } from '../helpers/ufw-tree.ts';
 import type { UfwLocations } from '../../firstboot/src/ufw-rules.ts';
@@ -110,21 +110,44 @@ describe('LiveSystem firewall', () => {
   });
 });
 
+/** The systemctl commands `fn` runs, with a systemctl on PATH that only records them. */
+async function systemctlCalls(fn: () => Promise<void>): Promise<string[]> {
+  const bin = mkdtempSync(join(tmpdir(), 'fake-systemctl-'));
+  writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "systemctl $*" >> ${join(bin, 'calls')}\n`, { mode: 0o755 });
+  const path = process.env.PATH!;
+  process.env.PATH = `${bin}:${path}`;
+  try {
+    await fn();
+  } finally {
+    process.env.PATH = path;
+  }
+  return readFileSync(join(bin, 'calls'), 'utf8').split('\n').filter(Boolean);
+}
+
 describe('LiveSystem agent start', () => {
   it('enables through systemd (the first-boot units cannot write /etc/systemd) and restarts, restart first', async () => {
-    const bin = mkdtempSync(join(tmpdir(), 'fake-systemctl-'));
-    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "systemctl $*" >> ${join(bin, 'calls')}\n`, { mode: 0o755 });
-    const path = process.env.PATH!;
-    process.env.PATH = `${bin}:${path}`;
-    try {
-      await new LiveSystem().startAgent();
-    } finally {
-      process.env.PATH = path;
-    }
-    expect(readFileSync(join(bin, 'calls'), 'utf8').split('\n').filter(Boolean).sort()).toEqual(['systemctl --no-reload enable syntropy-agent.service', 'systemctl restart syntropy-agent.service']);
+    expect((await systemctlCalls(() => new LiveSystem().startAgent())).sort()).toEqual(['systemctl --no-reload enable syntropy-agent.service', 'systemctl restart syntropy-agent.service']);
     // The units' sandbox: /etc/systemd is not among the paths first boot may write.
     const unit = readFileSync(join(REPO, 'firstboot/units/syntropy-firstboot.service'), 'utf8');
     expect(unit).toMatch(/^ProtectSystem=strict$/m);
     expect(/^ReadWritePaths=(.*)$/m.exec(unit)![1]).not.toMatch(/\/etc\/systemd|(^|\s)-?\/etc(\s|$)/);
+  });
+
+  it("reads whether the unit is enabled from the link `systemctl enable` makes for the unit's [Install]", async () => {
+    const unit = readFileSync(join(REPO, 'firstboot/units/syntropy-agent.service'), 'utf8');
+    const wantedBy = /^\[Install\]\n(?:.*\n)*?WantedBy=(\S+)$/m.exec(unit)![1];
+    expect(AGENT_WANTS_LINK).toBe(`/etc/systemd/system/${wantedBy}.wants/syntropy-agent.service`);
+    // No Alias or Also: the wants link is all that enabling makes.
+    expect(unit).not.toMatch(/^(Alias|Also|RequiredBy|UpheldBy)=/m);
+    const dir = mkdtempSync(join(tmpdir(), 'wants-'));
+    const link = join(dir, 'syntropy-agent.service');
+    expect(new LiveSystem(undefined, link).agentEnabled()).toBe(false);
+    symlinkSync('/usr/lib/systemd/system/syntropy-agent.service', link);
+    expect(new LiveSystem(undefined, link).agentEnabled()).toBe(true);
+    const other = join(dir, 'other');
+    symlinkSync('/usr/lib/systemd/system/something-else.service', other);
+    expect(new LiveSystem(undefined, other).agentEnabled()).toBe(false);
+    // Disabling (an apply's undo) goes through systemd, and leaves this boot's agent alone.
+    expect(await systemctlCalls(() => new LiveSystem().disableAgent())).toEqual(['systemctl --no-reload disable syntropy-agent.service']);
   });
 });
