@@ -241,8 +241,7 @@ export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
   };
   for (const step of [...j.steps].reverse()) {
     if (step === 'start-agent') await attempt('stop the agent', () => sys.stopAgent());
-    // Stopping the agent disables it too.
-    if (step === 'enable' && !j.steps.includes('start-agent')) await attempt('disable the agent', () => sys.disableAgent());
+    if (step === 'enable') await attempt('disable the agent', () => sys.disableAgent());
     if (step === 'firewall' && range && prevRange !== j.range) await attempt('remove the firewall rule', () => sys.firewallDeleteUdp(range));
     if (step === 'write-env') {
       await attempt('restore the env file', () => {

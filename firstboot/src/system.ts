@@ -52,6 +52,10 @@ export interface System {
   agentEnabled(): boolean;
   /** Undoes enableAgent: not started at the next boots; this boot's agent is left as it is. */
   disableAgent(): Promise<void>;
+  /**
+   * Stops this boot's agent and removes its container; whether it starts at the next boot is left
+   * as it was (the unit starts only while /etc/syntropy/agent.env exists).
+   */
   stopAgent(): Promise<void>;
   /** Whether the agent container is running. */
   agentRunning(): Promise<boolean>;
@@ -186,7 +190,7 @@ export class LiveSystem implements System {
 
   async stopAgent(): Promise<void> {
     try {
-      await run('systemctl', ['--no-reload', 'disable', '--now', AGENT_UNIT]);
+      await run('systemctl', ['stop', AGENT_UNIT]);
     } finally {
       try {
         await run('docker', ['rm', '-f', AGENT_CONTAINER]);
@@ -305,7 +309,7 @@ export class PlanSystem implements System {
   }
 
   async stopAgent(): Promise<void> {
-    this.plan(`systemctl disable --now ${AGENT_UNIT} && docker rm -f ${AGENT_CONTAINER}`);
+    this.plan(`systemctl stop ${AGENT_UNIT} && docker rm -f ${AGENT_CONTAINER}`);
   }
 
   async agentRunning(): Promise<boolean> {

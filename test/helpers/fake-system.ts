@@ -64,7 +64,6 @@ export class FakeSystem implements System {
   }
   async stopAgent(): Promise<void> {
     this.step('stop');
-    this.enabled = false;
     this.running = false;
     this.bound.clear();
   }

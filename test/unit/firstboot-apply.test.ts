@@ -87,10 +87,10 @@ describe('apply', () => {
     // The enable was journaled before it began: disabled again.
     { failAt: 'imageId', expectCalls: ['enable', 'imageId', 'disable'], message: /could not verify the preloaded agent image: imageId exploded/ },
     // The firewall and the start run together, so both are undone when the firewall fails.
-    { failAt: 'ufw-allow', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not open UDP 51820-51919 in the firewall/ },
-    { failAt: 'start-fails', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not start the agent: systemctl restart failed/ },
-    { failAt: 'no-run', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /could not confirm the agent is running: the agent container did not start/ },
-    { failAt: 'no-port', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919'], message: /runs but bound no UDP port in 51820-51919/ },
+    { failAt: 'ufw-allow', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919', 'disable'], message: /could not open UDP 51820-51919 in the firewall/ },
+    { failAt: 'start-fails', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919', 'disable'], message: /could not start the agent: systemctl restart failed/ },
+    { failAt: 'no-run', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919', 'disable'], message: /could not confirm the agent is running: the agent container did not start/ },
+    { failAt: 'no-port', expectCalls: ['enable', 'imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919', 'disable'], message: /runs but bound no UDP port in 51820-51919/ },
     // A failed enable is undone alone: nothing else had been started.
     { failAt: 'enable', expectCalls: ['enable', 'imageId', 'disable'], message: /could not enable the agent for the next boots: enable exploded/ },
   ];
@@ -189,6 +189,22 @@ describe('apply', () => {
     expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 40000:40010', 'ufw-delete 51820:51919']);
   });
 
+  it('leaves a unit enabled from the bake as it is: not enabled again, and still enabled after a rollback', async () => {
+    const { p, sys, deps } = setup();
+    sys.enabled = true;
+    await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
+    expect(sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919']);
+    expect(stats.applySteps!.map(([step]) => step)).not.toContain('enable');
+    const fresh = setup();
+    fresh.sys.enabled = true;
+    fresh.sys.failAt = 'no-port';
+    await expect(applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, fresh.deps)).rejects.toThrow(/every change was rolled back/);
+    expect(fresh.sys.calls).toEqual(['imageId', 'start', 'ufw-allow 51820:51919', 'stop', 'ufw-delete 51820:51919']);
+    expect(fresh.sys.enabled).toBe(true);
+    expect(existsSync(fresh.p.envFile)).toBe(false);
+    expect(readState(p)?.status).toBe('configured');
+  });
+
   it('enables a unit disabled since (by hand) on a reconfigure, and a failure leaves it disabled as found', async () => {
     const { sys, deps } = setup();
     await applyConfiguration({ token: TOKEN, settings, source: 'dialogue', instanceId: 'i-1' }, deps);
@@ -212,8 +228,8 @@ describe('apply', () => {
     mkdirSync(join(p.root, 'var/lib/syntropy/firstboot'), { recursive: true });
     writeJournal(p, { instanceId: 'i-1', range: '51820-51919', previous: null, next: null, steps: ['enable', 'write-env', 'firewall', 'start-agent'] });
     expect(await recoverInterrupted(deps)).toBe(true);
-    // Stopping the agent disables it: no separate disable.
-    expect(sys.calls).toEqual(['stop', 'ufw-delete 51820:51919']);
+    // Each step undone in reverse: the agent stopped, the rule removed, the env file, the enable.
+    expect(sys.calls).toEqual(['stop', 'ufw-delete 51820:51919', 'disable']);
     expect(existsSync(p.envFile)).toBe(false);
     expect(existsSync(p.journalFile)).toBe(false);
     expect(await recoverInterrupted(deps)).toBe(false);

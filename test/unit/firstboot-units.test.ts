@@ -163,7 +163,11 @@ describe('first-boot units', () => {
     const enabled = readFileSync(join(DIR, 'enable.list'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
     expect(enabled).toContain('syntropy-firstboot-recover.service');
     for (const e of enabled) expect(units.has(template(e)), `${e} has no unit file`).toBe(true);
-    expect(enabled).not.toContain(agent);
+    // The agent unit is enabled from the bake (first boot need not enable it while the user
+    // waits), and starts only once configured: gated on the env file, after recovery.
+    expect(enabled).toContain(agent);
+    expect(units.get(agent)!.get('Unit.ConditionPathExists')).toEqual([paths('/').envFile]);
+    expect(units.get(agent)!.get('Unit.After')).toEqual(expect.arrayContaining(['syntropy-firstboot-recover.service']));
   });
 
   it('recover rolls back a journaled apply and is a no-op without one', async () => {
@@ -177,7 +181,7 @@ describe('first-boot units', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/interrupted/);
     expect(r.out).toContain('plan: ufw delete allow proto udp from any to any port 51820:51830');
-    expect(r.out).toContain('plan: systemctl disable --now syntropy-agent.service && docker rm -f syntropy-agent');
+    expect(r.out).toContain('plan: systemctl stop syntropy-agent.service && docker rm -f syntropy-agent');
     expect(existsSync(p.envFile)).toBe(false);
     expect(existsSync(p.journalFile)).toBe(false);
   });

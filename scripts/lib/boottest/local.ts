@@ -288,7 +288,7 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
       await firstbootSettled(vm);
       await rec.step('fully configured or cleanly unconfigured, never in between', async () => {
         const g = await inspectGuest(vm);
-        const clean = !g.state && !g.journal && g.env === 'absent' && g.container === null && g.ufw.join('\n') === before.ufw.join('\n') && g.agentEnabled !== 'enabled';
+        const clean = !g.state && !g.journal && g.env === 'absent' && g.container === null && g.ufw.join('\n') === before.ufw.join('\n') && g.agentEnabled === before.agentEnabled;
         let complete = false;
         try {
           assertConfigured(g, RANGE);
