@@ -312,11 +312,12 @@ export async function applyConfiguration(input: ApplyInput, deps: ApplyDeps): Pr
   const t0 = performance.now();
   const steps: [string, number][] = (stats.applySteps = []);
   const done = (step: string) => steps.push([step, Math.round(performance.now() - t0)]);
-  // Enabled for the next boots (unless it is already), journaled first so that a failure or a
-  // crash disables it again, and meanwhile the image check and the env file go ahead: alone before
-  // the start the enable took 0.24-0.31 s of a 1 vCPU guest (bench runs N, O); beside the restart
-  // it slowed systemd's way to the unit, after the confirmation it met the agent's start-up (runs
-  // K-M). Nothing else is journaled before the env file's backup (recovery drops a stray backup).
+  // The image enables the agent unit at bake time (it starts only while the env file exists), so
+  // this is for a unit disabled since (by hand, or an older image): enabled for the next boots,
+  // journaled first so that a failure or a crash disables it again, while the image check and the
+  // env file go ahead. On a 1 vCPU instance it costs its CPU wherever it runs: 0.24-0.31 s alone,
+  // 0.35-0.48 s beside these steps, which it slowed as much (bench runs N, O, Q). Nothing else is
+  // journaled before the env file's backup (recovery drops a stray backup).
   let enabling: Promise<Outcome<void>> | null = null;
   if (!sys.agentEnabled()) {
     mark('enable');
