@@ -60,3 +60,18 @@ describe('lint', () => {
     expect(r.status).toBe(0);
   }, 120_000);
 });
+
+describe('npm install scripts', () => {
+  it('are run only for dependencies package.json approves (allowScripts; npm 12 blocks the others)', () => {
+    const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+    const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; hasInstallScript?: boolean }> };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([path, p]) => path !== '' && p.hasInstallScript)
+      .map(([path, p]) => ({ name: path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length), version: p.version }));
+    expect(withScripts.length).toBeGreaterThan(0);
+    const allowed = pkg.allowScripts ?? {};
+    for (const d of withScripts) expect(allowed[d.name] === true || allowed[`${d.name}@${d.version}`] === true, `${d.name}@${d.version} has an unreviewed install script`).toBe(true);
+    // Nothing approved that the lock file does not install with a script.
+    for (const key of Object.keys(allowed)) expect(withScripts.some((d) => key === d.name || key === `${d.name}@${d.version}`), `allowScripts ${key} matches nothing`).toBe(true);
+  });
+});
