@@ -14,10 +14,15 @@ import { readJsonContract } from '../contracts/parse.ts';
 const run = promisify(execFile);
 export const FAILOVER_CONF = '/etc/syntropy/failover.json';
 
-/** Healthy: the agent container runs and at least one WireGuard interface is up. */
+/**
+ * Healthy: the agent container runs and at least one WireGuard interface is up. "Runs" is Docker's
+ * State.Status "running": State.Running stays true while a crashed agent waits on its restart
+ * policy (moby container/state.go SetRestarting), and its WireGuard links outlive it, so a
+ * crash-looping agent would pass for healthy and keep its routes.
+ */
 export async function agentHealthy(exec: (cmd: string, args: string[]) => Promise<{ stdout: string }> = (c, a) => run(c, a, { timeout: 10_000 })): Promise<boolean> {
   try {
-    const running = (await exec('docker', ['inspect', '-f', '{{.State.Running}}', 'syntropy-agent'])).stdout.trim() === 'true';
+    const running = (await exec('docker', ['inspect', '-f', '{{.State.Status}}', 'syntropy-agent'])).stdout.trim() === 'running';
     if (!running) return false;
     const links = JSON.parse((await exec('ip', ['-j', 'link', 'show', 'type', 'wireguard'])).stdout || '[]') as { flags?: string[] }[];
     return links.some((l) => l.flags?.includes('UP'));

@@ -4,9 +4,12 @@
 // Contract (Docker Engine API reference, docs.docker.com/reference/api/engine): the daemon listens
 // on unix:///var/run/docker.sock; a path without a /v1.xx prefix is served at the daemon's current
 // API version; GET /images/{name}/json returns the image with its "Id" (sha256:...), and
-// GET /containers/{id}/json the container with "State": {"Running": bool, "Pid": int (its process
-// in the host's PID namespace)}; both answer 404 when
-// the object does not exist. Under systemd, docker.socket holds a connection until dockerd is up.
+// GET /containers/{id}/json the container with "State": {"Status": "running" | "restarting" |
+// "paused" | ..., "Pid": int (its process in the host's PID namespace)}; both answer 404 when the
+// object does not exist. Under systemd, docker.socket holds a connection until dockerd is up.
+// "Running" is not the test: the reference says to use Status, and moby's container/state.go
+// keeps Running true for a paused container and for one waiting on its restart policy
+// (SetRestarting: Running true, Restarting true, Pid 0).
 import { request } from 'node:http';
 
 export const DOCKER_SOCKET = '/var/run/docker.sock';
@@ -92,15 +95,20 @@ export async function inspectImage(ref: string, opts?: DockerGetOptions): Promis
   return { id: body.Id, exec };
 }
 
-/** Whether the named container exists and runs. */
+/** Whether the named container runs (Status "running"), and its host PID then; a missing one does not run. */
+async function containerState(name: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<{ running: boolean; pid: number | null }> {
+  const body = (await dockerGet(`/containers/${pathName(name)}/json`, opts)) as { State?: { Status?: unknown; Pid?: unknown } } | null;
+  const running = body?.State?.Status === 'running';
+  const pid = body?.State?.Pid;
+  return { running, pid: running && typeof pid === 'number' && Number.isInteger(pid) && pid > 0 ? pid : null };
+}
+
+/** Whether the named container exists and runs (not paused, not waiting to be restarted). */
 export async function containerRunning(name: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<boolean> {
-  const body = (await dockerGet(`/containers/${pathName(name)}/json`, opts)) as { State?: { Running?: unknown } } | null;
-  return body?.State?.Running === true;
+  return (await containerState(name, opts)).running;
 }
 
 /** The host PID of the named container's process when it runs; null when it does not run or does not exist. */
 export async function containerPid(name: string, opts?: { socketPath?: string; timeoutMs?: number }): Promise<number | null> {
-  const body = (await dockerGet(`/containers/${pathName(name)}/json`, opts)) as { State?: { Running?: unknown; Pid?: unknown } } | null;
-  const pid = body?.State?.Pid;
-  return body?.State?.Running === true && typeof pid === 'number' && Number.isInteger(pid) && pid > 0 ? pid : null;
+  return (await containerState(name, opts)).pid;
 }

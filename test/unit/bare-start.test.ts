@@ -32,7 +32,7 @@ echo "$1" >> "${dir}/calls"
 case "$1" in
   run) printf '%s\\0' "$@" > "${dir}/argv.run"
        ${opts.bindPort ? `printf '%s' '${udpLine(opts.bindPort)}' >> "${dir}/udp6"` : ''} ;;
-  inspect) [[ "$3" == '{{.State.Running}} {{.State.StartedAt}}' ]] || exit 64
+  inspect) [[ "$3" == '{{eq .State.Status "running"}} {{.State.StartedAt}}' ]] || exit 64
            echo "true $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" ;;
   stop) ${opts.linksOutlive ? '' : `printf '%s' '${HEADER}' > "${dir}/udp6"`} ;;
 esac

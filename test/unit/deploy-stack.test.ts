@@ -191,11 +191,14 @@ describe('route failover decisions', () => {
   });
 
   it('health: the agent container running and a WireGuard interface up', async () => {
-    const exec = (running: string, links: string) => async (cmd: string) => ({ stdout: cmd === 'docker' ? running : links });
-    expect(await agentHealthy(exec('true\n', '[{"ifname":"SYNTROPY_PUBLIC","flags":["POINTOPOINT","NOARP","UP","LOWER_UP"]}]'))).toBe(true);
-    expect(await agentHealthy(exec('false\n', '[{"ifname":"x","flags":["UP"]}]'))).toBe(false);
-    expect(await agentHealthy(exec('true\n', '[]'))).toBe(false);
-    expect(await agentHealthy(exec('true\n', '[{"ifname":"x","flags":["POINTOPOINT"]}]'))).toBe(false);
+    // `docker inspect -f '{{.State.Status}}'`, as the watcher asks (anything else would not print these).
+    const exec = (status: string, links: string) => async (cmd: string, args: string[]) => ({ stdout: cmd === 'docker' ? (args.includes('{{.State.Status}}') ? status : 'true\n') : links });
+    expect(await agentHealthy(exec('running\n', '[{"ifname":"SYNTROPY_PUBLIC","flags":["POINTOPOINT","NOARP","UP","LOWER_UP"]}]'))).toBe(true);
+    expect(await agentHealthy(exec('exited\n', '[{"ifname":"x","flags":["UP"]}]'))).toBe(false);
+    // Crash-looping: Docker keeps State.Running true while it waits to restart it, and the links stay up.
+    expect(await agentHealthy(exec('restarting\n', '[{"ifname":"x","flags":["UP"]}]'))).toBe(false);
+    expect(await agentHealthy(exec('running\n', '[]'))).toBe(false);
+    expect(await agentHealthy(exec('running\n', '[{"ifname":"x","flags":["POINTOPOINT"]}]'))).toBe(false);
     expect(await agentHealthy(async () => Promise.reject(new Error('no docker')))).toBe(false);
   });
 });

@@ -32,10 +32,14 @@ beforeAll(async () => {
     if (req.url === '/images/odd-config:1/json') return reply(200, { Id: ID, Config: { Entrypoint: '/agent' } });
     if (req.url === '/images/broken:1/json') return reply(200, '{"Id": ');
     if (req.url === '/images/daemon-error:1/json') return reply(500, { message: 'write /var/lib/docker: no space left on device' });
+    // States as moby's container/state.go sets them: SetRunning (Pid the process), SetStopped
+    // (Running false, Pid 0), SetRestarting (Running and Restarting true, Pid 0), paused (Running
+    // and Paused true); Status is StateString() of those.
     if (req.url === '/containers/syntropy-agent/json') return reply(200, { Id: 'x', State: { Running: true, Status: 'running', Pid: 4242 } });
-    // An exited container keeps State.Pid 0 (Engine API reference: ContainerState.Pid).
     if (req.url === '/containers/stopped/json') return reply(200, { Id: 'y', State: { Running: false, Status: 'exited', Pid: 0 } });
-    if (req.url === '/containers/odd-pid/json') return reply(200, { Id: 'z', State: { Running: true, Pid: '4242' } });
+    if (req.url === '/containers/restarting/json') return reply(200, { Id: 'r', State: { Running: true, Restarting: true, Status: 'restarting', Pid: 0 } });
+    if (req.url === '/containers/paused/json') return reply(200, { Id: 'p', State: { Running: true, Paused: true, Status: 'paused', Pid: 4243 } });
+    if (req.url === '/containers/odd-pid/json') return reply(200, { Id: 'z', State: { Running: true, Status: 'running', Pid: '4242' } });
     if (req.url === '/containers/silent/json') return; // never answers
     return reply(404, { message: 'No such object' });
   });
@@ -82,6 +86,9 @@ describe('Docker Engine API client', () => {
     expect(await containerRunning('syntropy-agent', { socketPath })).toBe(true);
     expect(await containerRunning('stopped', { socketPath })).toBe(false);
     expect(await containerRunning('absent', { socketPath })).toBe(false);
+    // Running is true for these too; Status says what they are.
+    expect(await containerRunning('restarting', { socketPath })).toBe(false);
+    expect(await containerRunning('paused', { socketPath })).toBe(false);
   });
 
   it("reads a running container's host PID; none for a stopped, missing or oddly answered one", async () => {
@@ -89,6 +96,8 @@ describe('Docker Engine API client', () => {
     expect(await containerPid('stopped', { socketPath })).toBeNull();
     expect(await containerPid('absent', { socketPath })).toBeNull();
     expect(await containerPid('odd-pid', { socketPath })).toBeNull();
+    expect(await containerPid('restarting', { socketPath })).toBeNull();
+    expect(await containerPid('paused', { socketPath })).toBeNull();
   });
 
   it('lets a question asked ahead (background) not keep the process alive; a foreground one waits for its answer', async () => {

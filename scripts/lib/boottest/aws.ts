@@ -187,7 +187,7 @@ const documentThenPowerCut: Step = async (run) => {
   await run.rec.step('SSM Agent online again', () => run.ssmOnline());
   await run.rec.step('fully configured or cleanly unconfigured', async () => {
     const out = await run.shell([
-      's=$(syntropy-firstboot status --json); e=$(test -e /etc/syntropy/agent.env && echo 1 || echo 0); j=$(test -e /var/lib/syntropy/firstboot/apply.journal && echo 1 || echo 0); c=$(docker inspect -f "{{.State.Running}}" syntropy-agent 2>/dev/null | grep . || echo absent); printf "%s\\nENV=%s JOURNAL=%s CONTAINER=%s\\n" "$s" "$e" "$j" "$c"',
+      's=$(syntropy-firstboot status --json); e=$(test -e /etc/syntropy/agent.env && echo 1 || echo 0); j=$(test -e /var/lib/syntropy/firstboot/apply.journal && echo 1 || echo 0); c=$(docker inspect -f "{{eq .State.Status \\"running\\"}}" syntropy-agent 2>/dev/null | grep . || echo absent); printf "%s\\nENV=%s JOURNAL=%s CONTAINER=%s\\n" "$s" "$e" "$j" "$c"',
     ]);
     const st = JSON.parse(out.slice(0, out.lastIndexOf('}') + 1)) as { configured: boolean };
     const m = /ENV=(\d) JOURNAL=(\d) CONTAINER=(\S+)/.exec(out);

@@ -30,7 +30,7 @@ export interface GuestState {
  * The agent container's state, or `absent`. `docker inspect -f` prints an empty line for a
  * container that does not exist (and fails), so an empty answer counts as absent too.
  */
-export const CONTAINER_PROBE = `echo "container=$(docker inspect -f '{{.State.Running}} {{.Image}}' syntropy-agent 2>/dev/null | grep . || echo absent)"`;
+export const CONTAINER_PROBE = `echo "container=$(docker inspect -f '{{eq .State.Status "running"}} {{.Image}}' syntropy-agent 2>/dev/null | grep . || echo absent)"`;
 
 const INSPECT = `
 echo "env=$(stat -c '%a %U %G' /etc/syntropy/agent.env 2>/dev/null || echo absent)"

@@ -92,7 +92,7 @@ until bound_in_range; do
 done
 t1=${EPOCHREALTIME/./}
 bound_port=$found
-read -r running started < <(docker inspect --format '{{.State.Running}} {{.State.StartedAt}}' "$name" </dev/null)
+read -r running started < <(docker inspect --format '{{eq .State.Status "running"}} {{.State.StartedAt}}' "$name" </dev/null)
 [[ "$running" == true ]] || { echo "bare-start: port $bound_port bound but $name is not running" >&2; exit 1; }
 t_started=$(( $(date -d "$started" +%s%N) / 1000 ))
 
