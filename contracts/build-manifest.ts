@@ -65,6 +65,14 @@ export const BuildManifestSchema = z
     rootfs: z.object({ used_bytes: z.number(), size_bytes: z.number() }).strict(),
     outputs: z.union([LocalOutputs, AwsOutputs]),
     durations_s: z.record(z.string(), z.number()),
+    /** Local build guests whose kernel panicked under TCG and whose Packer build was started again; absent when none did. */
+    guest_panics: z
+      .array(
+        z
+          .object({ build: z.enum(['layer', 'image']), line: z.string(), during: z.string(), serial_log: z.string(), packer_log: z.string() })
+          .strict(),
+      )
+      .optional(),
     packages: z.array(PackageEntrySchema).min(1),
     /** The agent image's own packages, from its dpkg or apk database; empty when neither is readable. */
     agent_packages: z.array(AgentPackageSchema).optional(),

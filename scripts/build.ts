@@ -14,7 +14,7 @@ import { SUITE_VERSION, supportStatus } from './lib/bake/support.ts';
 import { findLayer, layerInputs, layerKey, layerWorkDir, releaseDigests, releaseUrls, storeLayer, type Layer } from './lib/bake/layer.ts';
 import { detectPacker, ec2EndpointFromEnv, packerVars, provisionerEnv, PACKER_ONLY, stageDockerKey, stageKeys, stageTemplates, type BuildContext } from './lib/bake/packer.ts';
 import { ensureBaseDisk } from './lib/bake/base-disk.ts';
-import { runPacker } from './lib/bake/run-packer.ts';
+import { panicRetries, runPacker, runPackerRetryingPanics, type RetriedPanic } from './lib/bake/run-packer.ts';
 import { ensureAgentDouble } from './lib/bake/agent-double.ts';
 import { chooseAccelerator, ec2Smbios } from './lib/guest/qemu.ts';
 import { ImdsDouble, imdsNetdev } from './lib/guest/imds-double.ts';
@@ -115,6 +115,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
 
   mkdirSync(partialDir, { recursive: true });
   const durations: Record<string, number> = {};
+  const guestPanics: RetriedPanic[] = [];
   const t0 = Date.now();
   const imds = new ImdsDouble({ region: cfg.aws.region });
   let buildKey: BuildKey | null = null;
@@ -189,15 +190,14 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
         local.layer.outputDir = layerWorkDir(local.layer.key);
         writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
         try {
-          await phase(durations, 'packer-layer', () =>
-            runPacker(['build', '-color=false', '-only=qemu.layer', `-var-file=${varFile}`, '.'], {
-              cwd: templateDir,
-              logFile: join(partialDir, 'packer-layer.log'),
-              durations,
-              prefix: 'layer',
-              serialLog: local.serialLog,
-            }),
+          const panics = await phase(durations, 'packer-layer', () =>
+            runPackerRetryingPanics(
+              ['build', '-color=false', '-only=qemu.layer', `-var-file=${varFile}`, '.'],
+              { cwd: templateDir, logFile: join(partialDir, 'packer-layer.log'), durations, prefix: 'layer', serialLog: local.serialLog },
+              { build: 'layer', retries: panicRetries(local.accel), beforeRetry: () => rmSync(local.layer.outputDir, { recursive: true, force: true }) },
+            ),
           );
+          guestPanics.push(...panics);
           // QEMU's `-serial file:` truncates: the layer guest's console is kept under its own name.
           renameSync(local.serialLog, join(partialDir, 'serial-layer.log'));
           layer = await phase(durations, 'store-layer', () => storeLayer(local.layer.key, local.layer.outputDir, inputs, nonce));
@@ -209,14 +209,21 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
       local.layer.sha256 = layer.sha256;
     }
     writeFileSync(varFile, JSON.stringify(packerVars(cfg, ctx), null, 2));
-    await phase(durations, 'packer', () =>
-      runPacker(['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'], {
-        cwd: templateDir,
-        logFile: join(partialDir, 'packer.log'),
-        durations,
-        serialLog: ctx.local?.serialLog,
-      }),
-    );
+    const packerArgs = ['build', '-color=false', `-only=${PACKER_ONLY[cfg.target]}`, `-var-file=${varFile}`, '.'];
+    const packerOpts = { cwd: templateDir, logFile: join(partialDir, 'packer.log'), durations };
+    const local = ctx.local;
+    if (local) {
+      const panics = await phase(durations, 'packer', () =>
+        runPackerRetryingPanics(
+          packerArgs,
+          { ...packerOpts, serialLog: local.serialLog },
+          { build: 'image', retries: panicRetries(local.accel), beforeRetry: () => rmSync(local.outputDir, { recursive: true, force: true }) },
+        ),
+      );
+      guestPanics.push(...panics);
+    } else {
+      await phase(durations, 'packer', () => runPacker(packerArgs, packerOpts));
+    }
 
     await $`tar -C ${partialDir} -xf ${join(partialDir, 'image-info.tar')}`;
     rmSync(join(partialDir, 'image-info.tar'));
@@ -247,7 +254,7 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['dry-run'] }, async (c
     durations.total = Math.round((Date.now() - t0) / 100) / 10;
     if (!baseImage) throw new Error('internal: the base image was not recorded');
     if (baseImage.kind === 'local-base-disk' && layer) baseImage.hardened_layer = { key: layer.key, path: layer.qcow2, sha256: layer.sha256, reused: layer.reused };
-    const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, dir: partialDir, compliance: { hardened, baseline } });
+    const manifest = buildManifest({ cfg, configHash, ctx, flavor, baseImage, outputs, durations, guestPanics, dir: partialDir, compliance: { hardened, baseline } });
     // End of life, on what the image holds: the OS release it reports and the engine installed.
     const support = supportStatus(manifest.os.version_id, manifest.packages, today);
     for (const w of support.warnings) info(`support: ${w}`);

@@ -2,6 +2,7 @@
 // downloads (the agent lock through its contract writer), the compliance reports through
 // buildReport, the build manifest through buildManifest / writeBuildManifest. Readers under test
 // get this, never a hand-written shape.
+import type { RetriedPanic } from '../../scripts/lib/bake/run-packer.ts';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ export interface BuildOutput {
  * A finished build's output folder: build-manifest.json written by the build's own writer,
  * optionally with passing compliance and boot-test reports.
  */
-export function buildOutput(target: 'local' | 'aws', opts: { region?: string; reports?: boolean; overrides?: Record<string, unknown>[] } = {}): BuildOutput {
+export function buildOutput(target: 'local' | 'aws', opts: { region?: string; reports?: boolean; overrides?: Record<string, unknown>[]; guestPanics?: RetriedPanic[] } = {}): BuildOutput {
   const region = opts.region ?? 'us-east-1';
   const { config, hash } = loadConfig({ overrides: [{ target, aws: { region } }, ...(opts.overrides ?? [])] });
   const dir = mkdtempSync(join(tmpdir(), `build-${target}-`));
@@ -82,6 +83,7 @@ export function buildOutput(target: 'local' | 'aws', opts: { region?: string; re
         : { kind: 'ami', imageId: 'ami-0fedcba9876543210', name: 'debian-13-amd64-20260101-1', creationDate: '2026-01-01T00:00:00.000Z' },
     outputs: target === 'local' ? { qcow2: join(dir, 'image', 'syntropy-agent-debian13.qcow2'), qcow2_bytes: 959 * 2 ** 20 } : { amis: { [region]: AMI } },
     durations: { packer: 300, total: 320 },
+    guestPanics: opts.guestPanics,
     dir: info,
     compliance: { hardened: passingReport(), baseline: null },
   });

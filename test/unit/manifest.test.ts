@@ -52,6 +52,16 @@ describe('build manifest', () => {
     ]);
   });
 
+  it('says which build guests panicked and were started again, and nothing when none did', () => {
+    expect(buildOutput('local').manifest.guest_panics).toBeUndefined();
+    const panic = { build: 'layer' as const, line: 'Kernel panic - not syncing: Fatal exception in interrupt', during: 'start-up', serial_log: 'serial-layer-panic-1.log', packer_log: 'packer-layer-panic-1.log' };
+    const out = buildOutput('local', { guestPanics: [panic] });
+    expect(readJsonContract(BuildManifestSchema, out.manifestPath).guest_panics).toEqual([panic]);
+    const bad = { ...JSON.parse(readFileSync(out.manifestPath, 'utf8')), guest_panics: [{ ...panic, build: 'final' }] };
+    writeFileSync(out.manifestPath, JSON.stringify(bad));
+    expect(() => readJsonContract(BuildManifestSchema, out.manifestPath)).toThrow(/guest_panics/);
+  });
+
   it('is read back by boot-test and publish exactly as the build wrote it (aws: region -> AMI map)', () => {
     const out = buildOutput('aws', { region: 'eu-west-1', reports: true });
     const { manifest, cfg } = readManifest(out.manifestPath);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { BuildContext, PackerFlavor } from './packer.ts';
 import type { Report } from '../../../hardening/report.ts';
+import type { RetriedPanic } from './run-packer.ts';
 import { BuildManifestSchema, type BuildManifest, type PackageEntry } from '../../../contracts/build-manifest.ts';
 import { parseAgentImageLock } from '../../../contracts/agent-image-lock.ts';
 import { contractJson, parseContract, parseKeyValues } from '../../../contracts/parse.ts';
@@ -30,6 +31,8 @@ export interface ManifestInput {
   baseImage: BuildManifest['base_image'];
   outputs: BuildManifest['outputs'];
   durations: Record<string, number>;
+  /** Build guests whose kernel panicked and were started again (scripts/lib/bake/run-packer.ts). */
+  guestPanics?: RetriedPanic[];
   /** Directory holding what collect-manifest.sh downloaded (image-info.tar, unpacked). */
   dir: string;
   compliance: { hardened: Report; baseline: Report | null };
@@ -72,6 +75,7 @@ export function buildManifest(m: ManifestInput): BuildManifest {
       rootfs: JSON.parse(read('rootfs.json')) as unknown,
       outputs: m.outputs,
       durations_s: m.durations,
+      ...(m.guestPanics?.length ? { guest_panics: m.guestPanics } : {}),
       packages,
       agent_packages: agentPackages,
       compliance: {

@@ -3,51 +3,13 @@
 // Why the watch: Packer never notices a panicked guest. QEMU keeps running and the SSH session
 // to it stays open with nothing on the other end, so a provisioner step waits until CI's limit
 // (seen on TCG: a double fault in `aide --init`). The build stops at once instead, and says why.
-import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { info } from '../cli/log.ts';
+import { PANIC_PATTERN, watchForPanic } from '../guest/panic.ts';
 
-/** The kernel's last word before it stops (kernel/panic.c). */
-export const PANIC_PATTERN = /Kernel panic - not syncing:[^\n]*/;
-
-/**
- * Reads `file` every `everyMs` from where the last read ended and calls `onPanic` once with the
- * panic line. A file that does not exist yet is waited for. Returns the function that stops it.
- */
-export function watchForPanic(file: string, onPanic: (line: string) => void, everyMs = 2000): () => void {
-  let offset = 0;
-  let tail = '';
-  let found = false;
-  const timer = setInterval(() => {
-    if (found) return;
-    let size: number;
-    try {
-      size = statSync(file).size;
-    } catch {
-      return;
-    }
-    if (size < offset) offset = 0; // truncated: QEMU's `-serial file:` reopened it
-    if (size === offset) return;
-    const buf = Buffer.alloc(size - offset);
-    const fd = openSync(file, 'r');
-    try {
-      readSync(fd, buf, 0, buf.length, offset);
-    } finally {
-      closeSync(fd);
-    }
-    offset = size;
-    // The tail of the previous read is kept, so a line split between two reads still matches.
-    const text = tail + buf.toString('latin1');
-    tail = text.slice(-200);
-    const m = PANIC_PATTERN.exec(text);
-    if (m) {
-      found = true;
-      onPanic(m[0].trim());
-    }
-  }, everyMs);
-  return () => clearInterval(timer);
-}
+export { PANIC_PATTERN, watchForPanic };
 
 export interface RunPackerOptions {
   cwd: string;
@@ -58,6 +20,17 @@ export interface RunPackerOptions {
   /** The guest's serial log, watched for a kernel panic (local target). */
   serialLog?: string;
   panicPollMs?: number;
+}
+
+/** A build guest's kernel panicked; Packer was stopped. */
+export class GuestPanicError extends Error {
+  constructor(
+    readonly line: string,
+    readonly during: string,
+    serialLog: string,
+  ) {
+    super(`the build guest's kernel panicked during ${during} ("${line}"); Packer was stopped. The guest's console is ${basename(serialLog)} among the build's logs`);
+  }
 }
 
 /** Streams Packer's output with timestamps and marks each provisioner step as a phase. */
@@ -107,6 +80,69 @@ export async function runPacker(args: string[], o: RunPackerOptions): Promise<vo
   const res = await child;
   writeFileSync(o.logFile, `${log.join('\n')}\n`);
   const p = panic as { line: string; during: string } | null;
-  if (p) throw new Error(`the build guest's kernel panicked during ${p.during} ("${p.line}"); Packer was stopped. The guest's console is ${basename(o.serialLog!)} among the build's logs`);
+  if (p) throw new GuestPanicError(p.line, p.during, o.serialLog!);
   if (res.exitCode !== 0) throw new Error(`packer ${args[0]} failed (exit ${res.exitCode}); full log: ${o.logFile}`);
+}
+
+/** How often a panicked build is started again: once under TCG (see below), never under KVM. */
+export function panicRetries(accel: 'kvm' | 'tcg'): number {
+  return accel === 'tcg' ? 1 : 0;
+}
+
+/** A panic that was retried: where it hit, and where its console and Packer log were kept. */
+export interface RetriedPanic {
+  build: 'layer' | 'image';
+  line: string;
+  during: string;
+  serial_log: string;
+  packer_log: string;
+}
+
+/**
+ * runPacker, started again from scratch when the build guest's kernel panicked, at most `retries`
+ * times. Only for a guest under QEMU's TCG emulator: two such panics were seen among the many
+ * bakes on this project's CI machine (a double fault in `aide --init`; "Fatal exception in
+ * interrupt" some 12 s into boot, before any provisioner ran), each gone on the next bake of the
+ * same inputs. A panic under KVM, a second panic, or any other failure still fails the build.
+ * Each panicked attempt's console and Packer log are kept (`serial-<build>-panic-<n>.log`,
+ * `<packer log>-panic-<n>.log`) and returned, so the manifest can say the build was retried and why. `beforeRetry` removes what the
+ * stopped attempt may have left (its output directory).
+ */
+export async function runPackerRetryingPanics(
+  args: string[],
+  o: RunPackerOptions & { serialLog: string },
+  retry: { build: 'layer' | 'image'; retries: number; beforeRetry: () => void },
+): Promise<RetriedPanic[]> {
+  const retried: RetriedPanic[] = [];
+  for (;;) {
+    try {
+      await runPacker(args, o);
+      return retried;
+    } catch (e) {
+      if (!(e instanceof GuestPanicError) || retried.length >= retry.retries) {
+        if (e instanceof GuestPanicError && retried.length > 0) {
+          throw new Error(`${e.message} (attempt ${retried.length + 1}; the earlier panics: ${retried.map((r) => `${r.during}, console ${basename(r.serial_log)}`).join('; ')})`);
+        }
+        throw e;
+      }
+      const n = retried.length + 1;
+      const keep = (f: string, kept: string) => {
+        if (existsSync(f)) renameSync(f, kept);
+        return basename(kept);
+      };
+      retried.push({
+        build: retry.build,
+        line: e.line,
+        during: e.during,
+        serial_log: keep(o.serialLog, join(dirname(o.serialLog), `serial-${retry.build}-panic-${n}.log`)),
+        packer_log: keep(o.logFile, o.logFile.replace(/(\.log)?$/, `-panic-${n}.log`)),
+      });
+      const kept = retried.at(-1)!;
+      info(
+        `warning: the build guest's kernel panicked during ${e.during} ("${e.line}"); its console is kept as ${kept.serial_log}. ` +
+          `Under TCG such panics have come and gone between bakes of the same inputs: starting the Packer build again (retry ${n} of ${retry.retries})`,
+      );
+      retry.beforeRetry();
+    }
+  }
 }
