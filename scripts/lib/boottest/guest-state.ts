@@ -1,6 +1,6 @@
 // What a booted local guest shows, read in one SSH round trip, and the rules a configured
 // instance must meet (shared by the local scenarios and the benchmark).
-import type { LocalVm } from '../guest/vm.ts';
+import { GuestPanicked, type LocalVm } from '../guest/vm.ts';
 import { check } from './common.ts';
 
 export interface GuestState {
@@ -117,6 +117,8 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
       const v = await probe();
       if (v !== null) return v;
     } catch (e) {
+      // A panicked guest will never answer: stop waiting (scripts/lib/guest/vm.ts).
+      if (e instanceof GuestPanicked) throw e;
       last = e;
     }
     await new Promise((r) => setTimeout(r, everyMs));

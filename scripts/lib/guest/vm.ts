@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { $ } from 'zx';
 import { ImdsDouble, imdsNetdev, type ImdsOptions } from './imds-double.ts';
 import { accelArgs, ec2Smbios, type Accelerator } from './qemu.ts';
+import { watchForPanic } from './panic.ts';
 
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -83,6 +84,16 @@ function installReaper(): void {
 /** Where guests reach the SSM double (inside the private 169.254.169.0/24 of QEMU user networking). */
 export const SSM_DOUBLE_ADDR = '169.254.169.250';
 
+/** How an error caused by a guest's kernel panic begins (boot tests retry those under TCG). */
+export const GUEST_PANIC = "the guest's kernel panicked";
+
+/** Thrown by a panicked guest's ssh() and serial(): waiting on it (waitFor) stops at once. */
+export class GuestPanicked extends Error {
+  constructor(readonly line: string, what: string) {
+    super(`${GUEST_PANIC}: "${line}" ${what}`);
+  }
+}
+
 export class LocalVm {
   readonly dir: string;
   readonly imds: ImdsDouble;
@@ -91,6 +102,9 @@ export class LocalVm {
   key: SshKey | null = null;
   private proc: ChildProcess | null = null;
   private exited: Promise<number | null> | null = null;
+  /** The panic line, when the guest's kernel panicked (QEMU is then killed: see start()). */
+  panic: string | null = null;
+  private stopPanicWatch: () => void = () => {};
 
   constructor(private readonly opts: VmOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'syntropy-vm-'));
@@ -153,12 +167,27 @@ export class LocalVm {
     let stderr = '';
     this.proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     this.exited = new Promise((resolve) => this.proc!.on('exit', (code) => resolve(code)));
+    // A panicked guest is powered off at once: SSH to it would otherwise wait on a dead peer and
+    // the scenario would hang (scripts/lib/guest/panic.ts). The log holds every boot of this
+    // guest, read again from its start by each power-on's watch; earlier boots had no panic.
+    const proc = this.proc;
+    this.stopPanicWatch();
+    this.stopPanicWatch = watchForPanic(this.serialLog, (line) => {
+      this.panic = line;
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }, 1000);
     void this.exited.then((code) => {
       if (code !== 0 && code !== null && stderr) process.stderr.write(`qemu exited ${code}: ${stderr}\n`);
     });
   }
 
+  /** The guest's console so far (every boot); throws GuestPanicked once the guest has panicked. */
   serial(): string {
+    if (this.panic) throw new GuestPanicked(this.panic, 'while its console was read');
+    return this.serialText();
+  }
+
+  private serialText(): string {
     return existsSync(this.serialLog) ? readFileSync(this.serialLog, 'utf8') : '';
   }
 
@@ -172,6 +201,7 @@ export class LocalVm {
   }
 
   async ssh(command: string, input?: string): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+    if (this.panic) throw new GuestPanicked(this.panic, 'before an SSH command');
     const r = await $({ input, nothrow: true, quiet: true })`ssh ${this.sshArgs()} ${command}`;
     return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode ?? -1 };
   }
@@ -182,12 +212,13 @@ export class LocalVm {
     let dead = false;
     void this.exited?.then(() => (dead = true));
     while (Date.now() - t0 < timeoutMs) {
-      if (dead) throw new Error(`guest exited before SSH came up; serial log tail:\n${this.serial().slice(-2000)}`);
+      if (this.panic) throw new GuestPanicked(this.panic, `before SSH came up; serial log tail:\n${this.serialText().slice(-2000)}`);
+      if (dead) throw new Error(`guest exited before SSH came up; serial log tail:\n${this.serialText().slice(-2000)}`);
       const r = await this.ssh('true');
       if (r.exitCode === 0) return Date.now() - t0;
       await new Promise((res) => setTimeout(res, 2000));
     }
-    throw new Error(`SSH not up after ${timeoutMs / 1000}s; serial log tail:\n${this.serial().slice(-2000)}`);
+    throw new Error(`SSH not up after ${timeoutMs / 1000}s; serial log tail:\n${this.serialText().slice(-2000)}`);
   }
 
   /**
@@ -223,6 +254,7 @@ export class LocalVm {
 
   /** Kills QEMU at once, synchronously (for signal and exit handlers). */
   kill(): void {
+    this.stopPanicWatch();
     if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
     running.delete(this);
   }
@@ -236,6 +268,7 @@ export class LocalVm {
   }
 
   async stop(): Promise<void> {
+    this.stopPanicWatch();
     if (this.proc && this.proc.exitCode === null) {
       this.proc.kill('SIGTERM');
       await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000))]);
