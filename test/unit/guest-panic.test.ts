@@ -9,6 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { GUEST_PANIC, LocalVm } from '../../scripts/lib/guest/vm.ts';
 import { LOCAL_SCENARIOS, runScenario, withVm, type LocalBootContext } from '../../scripts/lib/boottest/local.ts';
 import { Recorder } from '../../scripts/lib/boottest/common.ts';
+import { BuildInstanceBridge } from '../../scripts/lib/rehearsal/build-instance.ts';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 
 const savedPath = process.env.PATH;
 afterEach(() => {
@@ -109,4 +111,29 @@ describe('a panicked local guest', () => {
     expect(other).toBe(1);
     expect(f).toMatchObject({ passed: false, error: 'agent not running after 300 s' });
   });
+
+  it("the rehearsal's build instance bridge reports its guest's panic (its run.ts builds once more under TCG)", async () => {
+    panickingQemu(0.1);
+    // What the emulator answers: Packer's instance running with its key pair, then terminated
+    // (Packer's cleanup after its SSH session died).
+    let state = 'running';
+    const ec2 = {
+      send: async (cmd: { constructor: { name: string } }) =>
+        cmd.constructor.name === 'DescribeKeyPairsCommand'
+          ? { KeyPairs: [{ KeyName: 'packer_x', PublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq5 packer' }] }
+          : { Reservations: [{ Instances: [{ InstanceId: 'i-0123456789abcdef0', KeyName: 'packer_x', ImageId: 'ami-0123456789abcdef0', InstanceType: 't3.medium', State: { Name: state } }] }] },
+    } as unknown as EC2Client;
+    const log: string[] = [];
+    const bridge = new BuildInstanceBridge({
+      ec2, region: 'us-east-1', baseDisk: disk(), accel: 'tcg', sshPort: 0, diskGib: 1, cpus: 1, memoryMib: 256, guestfwd: [],
+      log: (l) => log.push(l), publicKeyOf: async () => null, onStopInstances: () => {}, pollMs: 100,
+    });
+    bridge.start(join(mkdtempSync(join(tmpdir(), 'bridge-')), 'disk.qcow2'));
+    const deadline = Date.now() + 15_000;
+    while (!log.some((l) => l.includes('kernel panicked')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    state = 'terminated';
+    const b = await bridge.finish();
+    expect(b.panic).toBe('Kernel panic - not syncing: Fatal exception in interrupt');
+    expect(log.filter((l) => l.includes("the guest's kernel panicked"))).toHaveLength(1);
+  }, 30_000);
 });

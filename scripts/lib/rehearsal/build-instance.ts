@@ -44,6 +44,8 @@ export interface BridgeResult {
   cleanShutdown: boolean;
   /** The guest's disk after the stop, moved to `keepDisk` if given. */
   disk: string | null;
+  /** The guest's kernel panic line, when it panicked (LocalVm powers it off at once). */
+  panic: string | null;
   events: { at: number; what: string }[];
 }
 
@@ -64,7 +66,7 @@ export class BuildInstanceBridge {
   private stopped = false;
   private done = false;
   private vm: LocalVm | null = null;
-  readonly result: BridgeResult = { instanceId: null, keyName: null, cleanShutdown: false, disk: null, events: [] };
+  readonly result: BridgeResult = { instanceId: null, keyName: null, cleanShutdown: false, disk: null, panic: null, events: [] };
   private loop: Promise<void> | null = null;
   private readonly t0 = Date.now();
 
@@ -101,6 +103,7 @@ export class BuildInstanceBridge {
   private async run(keepDisk: string): Promise<void> {
     const pollMs = this.o.pollMs ?? 1000;
     while (!this.stopped && !this.done) {
+      this.notePanic();
       const inst = await packerInstance(this.o.ec2).catch(() => null);
       const state = inst?.State?.Name;
       if (inst && !this.vm && state === 'running' && !this.result.instanceId) {
@@ -140,11 +143,20 @@ export class BuildInstanceBridge {
     }
   }
 
+  /** Records a panic of the guest once: Packer's SSH to it fails, and the build with it. */
+  private notePanic(): void {
+    if (this.vm?.panic && !this.result.panic) {
+      this.result.panic = this.vm.panic;
+      this.event(`the guest's kernel panicked ("${this.vm.panic}"): powered off, so Packer's SSH session to it ends`);
+    }
+  }
+
   /** Ends the bridge; a guest still running is powered off. */
   async finish(): Promise<BridgeResult> {
     this.stopped = true;
     this.o.onStopInstances(null);
     await this.loop;
+    this.notePanic();
     if (this.vm) {
       await this.vm.stop();
       this.vm.cleanup();

@@ -29,7 +29,7 @@ import { imageFromDockerArchive, RegistryDouble } from '../emulator/registry-dou
 import { makeSsmAgentRepo, makeTestSigningKey, StaticServer } from '../emulator/ssm-agent-double.ts';
 import { FaultProxy, type Fault } from './fault-proxy.ts';
 import { emulatorEnv } from './env.ts';
-import { BuildInstanceBridge } from './build-instance.ts';
+import { BuildInstanceBridge, type BridgeOptions } from './build-instance.ts';
 import { inventory, leftovers, newImages, type Inventory } from './inventory.ts';
 import { parseContract, readJsonContract } from '../../../contracts/parse.ts';
 import { FailoverConfigSchema, FailoverWatcher, type FailoverConfig } from '../../../deploy/failover.ts';
@@ -299,7 +299,7 @@ async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: Bu
 
     // 2. The real build.
     const { ec2 } = clientsFor(ctx)(cfg.aws.region);
-    const bridge = new BuildInstanceBridge({
+    const bridgeOptions: BridgeOptions = {
       ec2,
       region: cfg.aws.region,
       baseDisk: base.qcow2,
@@ -315,11 +315,21 @@ async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: Bu
       log: ctx.log,
       publicKeyOf: (name) => ctx.moto.publicKey(name),
       onStopInstances: (hook) => ctx.proxy.onCall('StopInstances', hook),
-    });
+    };
     const disk = join(ctx.work, 'build-instance.qcow2');
+    // Under TCG a guest's kernel panics now and then (scripts/lib/guest/panic.ts): a build whose
+    // instance's guest panicked runs once more from the start, as the local bake does.
+    let bridge = new BuildInstanceBridge(bridgeOptions);
     bridge.start(disk);
-    const r = await runScript(ctx, 'build', 'build.ts', ['--config', ctx.configFile]);
-    const b = await bridge.finish();
+    let r = await runScript(ctx, 'build', 'build.ts', ['--config', ctx.configFile]);
+    let b = await bridge.finish();
+    if (r.code !== 0 && b.panic && accel.accel === 'tcg') {
+      ctx.log(`warning: the build instance's guest panicked ("${b.panic}") and the build failed (log ${r.logFile}); under TCG the build runs once more`);
+      bridge = new BuildInstanceBridge(bridgeOptions);
+      bridge.start(disk);
+      r = await runScript(ctx, 'build-after-panic', 'build.ts', ['--config', ctx.configFile]);
+      b = await bridge.finish();
+    }
     check(ctx, 'build', 'the build instance bridge ran without error', !bridge.failure, bridge.failure?.message ?? '');
     if (!check(ctx, 'build', 'npm run build -- --target aws succeeds against the emulator', r.code === 0, `exit ${r.code}, log ${r.logFile}`)) return null;
     check(ctx, 'build', "Packer's SSH landed on the guest booted for its instance, with the emulator's key pair", !!b.instanceId && !!b.keyName, `${b.instanceId} key ${b.keyName}`);
