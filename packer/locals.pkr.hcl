@@ -15,7 +15,9 @@ locals {
     "syntropy:built-at"   = var.build_time
   }
 
-  qemu_accel_args = var.qemu_accelerator == "kvm" ? [["-accel", "kvm"], ["-cpu", "host"]] : [["-accel", "tcg,thread=multi"]]
+  # TCG: QEMU's default CPU model plus RDRAND, so the guest's random pool is ready before its second
+  # vCPU starts (why: scripts/lib/guest/qemu.ts, accelArgs).
+  qemu_accel_args = var.qemu_accelerator == "kvm" ? [["-accel", "kvm"], ["-cpu", "host"]] : [["-accel", "tcg,thread=multi"], ["-cpu", "qemu64,+rdrand"]]
 
   # Run every script as root with the config-derived environment, strict mode included.
   execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} bash -euo pipefail {{ .Path }}"

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { loadConfig } from '../../scripts/lib/config.ts';
 import { packerVars, parsePackerVersion, provisionerEnv, provisionerValues, PROVISIONER_VARS, stageTemplates, stripModernOnly, type BuildContext } from '../../scripts/lib/bake/packer.ts';
 import { REPO } from '../../scripts/lib/paths.ts';
+import { accelArgs, TCG_ARGS } from '../../scripts/lib/guest/qemu.ts';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 
@@ -106,6 +107,17 @@ describe('config -> Packer variables', () => {
     }
     const scripts = readdirSync(join(REPO, 'packer/provisioners')).filter((f) => f.endsWith('.sh'));
     expect(scripts.filter((s) => !(s in PROVISIONER_VARS)).sort()).toEqual([]);
+  });
+
+  it("boot the build guest with the same QEMU accelerator and CPU model as every other local guest", () => {
+    // Packer's template cannot import TypeScript: the two lists are kept equal here. Under TCG the
+    // CPU model must offer RDRAND (scripts/lib/guest/qemu.ts says why).
+    const hcl = readFileSync(join(REPO, 'packer', 'locals.pkr.hcl'), 'utf8');
+    const m = /qemu_accel_args = var\.qemu_accelerator == "kvm" \? (\[.*\]) : (\[.*\])\n/.exec(hcl);
+    expect(m, 'qemu_accel_args in packer/locals.pkr.hcl').not.toBeNull();
+    expect(JSON.parse(m![1]!)).toEqual(accelArgs('kvm'));
+    expect(JSON.parse(m![2]!)).toEqual(accelArgs('tcg'));
+    expect(TCG_ARGS.flat()).toContain('qemu64,+rdrand');
   });
 
   it('refuses the local target without a local context', () => {

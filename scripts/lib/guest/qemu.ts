@@ -10,9 +10,21 @@ import { cacheRoot } from '../paths.ts';
 
 export type Accelerator = 'kvm' | 'tcg';
 
-/** QEMU arguments for an accelerator: multi-threaded TCG, or KVM with the host CPU model. */
+/**
+ * QEMU arguments for an accelerator: KVM with the host CPU model, or multi-threaded TCG with
+ * QEMU's default model plus RDRAND. Why RDRAND: without it the guest's kernel has no entropy
+ * source until ~10-20 s into boot, and when its random pool became ready then it flipped static
+ * branches (text_poke_bp) while another vCPU ran them; under multi-threaded TCG that vCPU can
+ * still execute the transient int3 after the patch completed: "Oops: int3" in
+ * wait_for_random_bytes, "Kernel panic - not syncing: Fatal exception in interrupt" (build guest
+ * 20261207T204330Z; the CI failure of b6df677). With RDRAND (which EC2's CPUs have, and the
+ * kernel trusts by default) the pool is ready at 0.05 s, before the second vCPU is brought up,
+ * as on EC2. Packer's template says the same (packer/locals.pkr.hcl; a test keeps them equal).
+ */
+export const TCG_ARGS = [['-accel', 'tcg,thread=multi'], ['-cpu', 'qemu64,+rdrand']];
+
 export function accelArgs(accel: Accelerator): string[][] {
-  return accel === 'kvm' ? [['-accel', 'kvm'], ['-cpu', 'host']] : [['-accel', 'tcg,thread=multi']];
+  return accel === 'kvm' ? [['-accel', 'kvm'], ['-cpu', 'host']] : TCG_ARGS.map((a) => [...a]);
 }
 
 /** SMBIOS identity that cloud-init's ds-identify recognises as EC2 (vendor and ec2-prefixed UUID). */
