@@ -141,6 +141,8 @@ interface ApplySample {
   answers_to_running_s: number | null;
   peak_rss_mib: number;
   breakdown: ReturnType<typeof applyBreakdown> | null;
+  /** How first boot confirmed the agent (firstboot/src/apply.ts confirmRunning); null for an older image. */
+  confirmed_by: 'process' | 'docker' | null;
 }
 
 /**
@@ -183,6 +185,8 @@ async function applySample(vm: LocalVm, token: string): Promise<ApplySample> {
     answers_to_running_s: ctr ? round(Number(ctr[1])) : null,
     peak_rss_mib: Number(/peak_rss_mib=([\d.]+)/.exec(stats)![1]),
     breakdown: ctr && steps ? applyBreakdown(Number(ctr[1]), steps[1]!) : null,
+    // How first boot confirmed the agent: by the process Docker named at the start, or by asking Docker again.
+    confirmed_by: steps ? (/(^|,)confirmed-by-docker:/.test(steps[1]!) ? 'docker' : 'process') : null,
   };
 }
 
@@ -339,10 +343,10 @@ runEntry(import.meta.url, { usage: USAGE, extraBooleans: ['skip-cold'], extraStr
   mkdirSync(join(REPO, 'output'), { recursive: true });
   const file = join(REPO, 'output', `bench-${new Date().toISOString().replace(/[:.]/g, '')}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  process.stderr.write('\nanswers -> running, one apply per fresh guest (s): bare first start, bare start (Docker running / port bound), apply, ratio\n');
+  process.stderr.write('\nanswers -> running, one apply per fresh guest (s): bare first start, bare start (Docker running / port bound), apply, ratio, confirmed by\n');
   samples.forEach((x, i) => {
     const r = ratioOf(x);
-    process.stderr.write(`  guest ${i + 1}${x === typical ? ' (median)' : ''}`.padEnd(20) + `${x.bare_first_s}  ${x.bare_docker_running_s} / ${x.bare_s}  ${x.answers_to_running_s ?? '-'}  ${r === null ? '-' : ratio(x.answers_to_running_s!, x.bare_s)}\n`);
+    process.stderr.write(`  guest ${i + 1}${x === typical ? ' (median)' : ''}`.padEnd(20) + `${x.bare_first_s}  ${x.bare_docker_running_s} / ${x.bare_s}  ${x.answers_to_running_s ?? '-'}  ${r === null ? '-' : ratio(x.answers_to_running_s!, x.bare_s)}  ${x.confirmed_by ?? '-'}\n`);
   });
   const breakdown = result.apply_breakdown as ReturnType<typeof applyBreakdown> | undefined;
   if (breakdown) {

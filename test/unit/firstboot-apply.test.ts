@@ -313,10 +313,12 @@ describe('confirming the agent runs', () => {
   it("asks Docker for the container's process at once, and when the port appears reads that it still lives", async () => {
     for (const bindAfter of [50, 1500]) {
       const sys = new SlowAgent(bindAfter, 51825);
-      expect(await confirmRunning(range, deps(sys))).toBe(51825);
+      const by: string[] = [];
+      expect(await confirmRunning(range, deps(sys), (b) => by.push(b))).toBe(51825);
       // One question for the process, none when the port appears (and none while it has not).
       expect(sys.pidAsked).toBe(1);
       expect(sys.asked).toBe(0);
+      expect(by).toEqual(['process']);
     }
   });
 
@@ -324,8 +326,10 @@ describe('confirming the agent runs', () => {
     // Restarted by Docker (restart policy): a new start time; Docker says running, once.
     const restarted = new SlowAgent(200, 51821);
     setTimeout(() => (restarted.startTime = '2000'), 100);
-    expect(await confirmRunning(range, deps(restarted))).toBe(51821);
+    const by: string[] = [];
+    expect(await confirmRunning(range, deps(restarted), (b) => by.push(b))).toBe(51821);
     expect(restarted.asked).toBe(1);
+    expect(by).toEqual(['docker']);
     // Exited, and the port is held by WireGuard links it left behind: not confirmed.
     const exited = new SlowAgent(200, 51822);
     setTimeout(() => (exited.running = false), 100);

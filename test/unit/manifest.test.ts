@@ -182,6 +182,10 @@ describe('bench: where answers -> running went', () => {
     expect(late.find((r) => r.step === 'record')!.took_ms).toBe(500);
     expect(late.find((r) => r.step === 'confirm-running')!.took_ms).toBe(800);
     // Without an enable step (the unit was enabled already): the side-by-side steps from the env file.
+    // A confirmation that fell back to asking Docker shows as its own (instant) row after it.
+    const slow = applyBreakdown(7000, 'verify-image:40,write-env:90,firewall:1600,start-unit:5200,confirm-running:6400,confirmed-by-docker:6400,record:7000');
+    expect(slow.map((r) => r.step)).toContain('confirmed-by-docker');
+    expect(slow.find((r) => r.step === 'record')!.took_ms).toBe(600);
     const older = applyBreakdown(6000, 'verify-image:40,write-env:90,start-unit:5200,firewall:5300,confirm-running:5600,record:5700');
     expect(older.find((r) => r.step === 'start-unit (side by side)')!.took_ms).toBe(5110);
   });
