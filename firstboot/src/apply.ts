@@ -257,7 +257,9 @@ export async function rollback(j: Journal, deps: ApplyDeps): Promise<string[]> {
       });
     }
   }
-  if (j.previous && j.steps.includes('start-agent')) await attempt('restart the previous agent', () => sys.startAgent());
+  // Started for this boot only: its enablement is as the apply found it already (stopping never
+  // disables; a journaled enable was undone above), so enabling here would undo an operator's disable.
+  if (j.previous && j.steps.includes('start-agent')) await attempt('restart the previous agent', () => sys.restartAgent());
   // A backup the journal never counted on (killed before journaling write-env) is stale.
   rmSync(p.envBackup, { force: true });
   removeJournal(p);

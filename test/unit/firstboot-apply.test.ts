@@ -220,6 +220,14 @@ describe('apply', () => {
     // Nothing of the previous agent was touched: it is not stopped or restarted, only the enable undone.
     expect(sys.calls).toEqual(['enable', 'imageId', 'disable']);
     expect(sys.enabled).toBe(false);
+    // Failing after the start: the previous agent is started again for this boot, and its unit
+    // stays disabled as found (it came back enabled before: restarted with startAgent).
+    sys.calls = [];
+    sys.failAt = 'no-port';
+    sys.bound.clear();
+    await expect(applyConfiguration({ token: TOKEN, settings: { ...settings, agentName: 'relay-4' }, source: 'dialogue', instanceId: 'i-1' }, deps)).rejects.toThrow(/rolled back/);
+    expect(sys.calls).toEqual(['enable', 'imageId', 'start', 'stop', 'disable', 'start']);
+    expect(sys.enabled).toBe(false);
   });
 
   it('undoes an apply cut off by a power failure on the next run', async () => {
