@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuestPanicError, PANIC_PATTERN, panicRetries, runPacker, runPackerRetryingPanics, watchForPanic } from '../../scripts/lib/bake/run-packer.ts';
+import { GuestPanicError, runPacker, runPackerRetryingPanics } from '../../scripts/lib/bake/run-packer.ts';
+import { PANIC_PATTERN, panicRetries, watchForPanic } from '../../scripts/lib/guest/panic.ts';
 
 const PANIC = '[  191.115560] Kernel panic - not syncing: Fatal exception in interrupt';
 const savedPath = process.env.PATH;

@@ -7,9 +7,7 @@ import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { info } from '../cli/log.ts';
-import { PANIC_PATTERN, watchForPanic } from '../guest/panic.ts';
-
-export { PANIC_PATTERN, watchForPanic };
+import { watchForPanic } from '../guest/panic.ts';
 
 export interface RunPackerOptions {
   cwd: string;
@@ -84,11 +82,6 @@ export async function runPacker(args: string[], o: RunPackerOptions): Promise<vo
   if (res.exitCode !== 0) throw new Error(`packer ${args[0]} failed (exit ${res.exitCode}); full log: ${o.logFile}`);
 }
 
-/** How often a panicked build is started again: once under TCG (see below), never under KVM. */
-export function panicRetries(accel: 'kvm' | 'tcg'): number {
-  return accel === 'tcg' ? 1 : 0;
-}
-
 /** A panic that was retried: where it hit, and where its console and Packer log were kept. */
 export interface RetriedPanic {
   build: 'layer' | 'image';
@@ -105,8 +98,9 @@ export interface RetriedPanic {
  * interrupt" some 12 s into boot, before any provisioner ran), each gone on the next bake of the
  * same inputs. A panic under KVM, a second panic, or any other failure still fails the build.
  * Each panicked attempt's console and Packer log are kept (`serial-<build>-panic-<n>.log`,
- * `<packer log>-panic-<n>.log`) and returned, so the manifest can say the build was retried and why. `beforeRetry` removes what the
- * stopped attempt may have left (its output directory).
+ * `<packer log>-panic-<n>.log`) and returned, so the manifest can say the build was retried and
+ * why. `beforeRetry` removes what the stopped attempt may have left (its output directory). The
+ * number of retries is the caller's (panicRetries, scripts/lib/guest/panic.ts).
  */
 export async function runPackerRetryingPanics(
   args: string[],
@@ -121,7 +115,7 @@ export async function runPackerRetryingPanics(
     } catch (e) {
       if (!(e instanceof GuestPanicError) || retried.length >= retry.retries) {
         if (e instanceof GuestPanicError && retried.length > 0) {
-          throw new Error(`${e.message} (attempt ${retried.length + 1}; the earlier panics: ${retried.map((r) => `${r.during}, console ${basename(r.serial_log)}`).join('; ')})`);
+          throw new Error(`${e.message} (attempt ${retried.length + 1}; the earlier panics: ${retried.map((r) => `${r.during}, console ${r.serial_log}`).join('; ')})`);
         }
         throw e;
       }
@@ -130,14 +124,14 @@ export async function runPackerRetryingPanics(
         if (existsSync(f)) renameSync(f, kept);
         return basename(kept);
       };
-      retried.push({
+      const kept: RetriedPanic = {
         build: retry.build,
         line: e.line,
         during: e.during,
         serial_log: keep(o.serialLog, join(dirname(o.serialLog), `serial-${retry.build}-panic-${n}.log`)),
         packer_log: keep(o.logFile, o.logFile.replace(/(\.log)?$/, `-panic-${n}.log`)),
-      });
-      const kept = retried.at(-1)!;
+      };
+      retried.push(kept);
       info(
         `warning: the build guest's kernel panicked during ${e.during} ("${e.line}"); its console is kept as ${kept.serial_log}. ` +
           `Under TCG such panics have come and gone between bakes of the same inputs: starting the Packer build again (retry ${n} of ${retry.retries})`,

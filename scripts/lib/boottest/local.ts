@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { DPKG_LIST_FORMAT, sbomDpkgMismatch } from '../bake/sbom.ts';
 import { check, checkBootEnded, recordScenario, Recorder, syntropyUserData, testToken, TEST_RANGE, USER_DATA_RANGE, type ScenarioResult } from './common.ts';
 import { GUEST_PANIC, LocalVm, SSM_DOUBLE_ADDR } from '../guest/vm.ts';
+import { panicRetries } from '../guest/panic.ts';
 import type { Accelerator } from '../guest/qemu.ts';
 import { SsmDouble } from './parameter-store-double.ts';
 import { TerminalSession } from '../guest/pty.ts';
@@ -352,8 +353,9 @@ export const LOCAL_SCENARIOS: Record<string, ScenarioFn> = {
  */
 export async function runScenario(name: string, fn: ScenarioFn, ctx: LocalBootContext): Promise<ScenarioResult> {
   const first = await recordScenario(name, name, ctx.log, (rec) => fn(ctx, rec, testToken()));
-  if (first.passed || ctx.accel !== 'tcg' || !first.error?.startsWith(GUEST_PANIC)) return first;
-  ctx.log(`[${name}] warning: ${first.error.split('\n')[0]}; under TCG the scenario runs once more in fresh guests`);
+  if (first.passed || panicRetries(ctx.accel) < 1 || !first.error?.startsWith(GUEST_PANIC)) return first;
+  const panicked = first.error.split('\n')[0]!;
+  ctx.log(`[${name}] warning: ${panicked}; under TCG the scenario runs once more in fresh guests`);
   const again = await recordScenario(name, name, ctx.log, (rec) => fn(ctx, rec, testToken()));
-  return { ...again, figures: { ...again.figures, retried_after_panic: first.error.split('\n')[0]! } };
+  return { ...again, figures: { ...again.figures, retried_after_panic: panicked } };
 }

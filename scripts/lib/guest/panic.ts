@@ -46,3 +46,12 @@ export function watchForPanic(file: string, onPanic: (line: string) => void, eve
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/**
+ * How often work whose guest panicked is started again (a Packer build, a boot scenario, the
+ * rehearsal's build): once under TCG, where such panics have come and gone between runs of the
+ * same inputs; never under KVM, where a panic is taken as the image's own.
+ */
+export function panicRetries(accel: 'kvm' | 'tcg'): number {
+  return accel === 'tcg' ? 1 : 0;
+}

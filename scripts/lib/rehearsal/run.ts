@@ -20,6 +20,7 @@ import { ensureBaseDisk } from '../bake/base-disk.ts';
 import { ensureAgentDouble } from '../bake/agent-double.ts';
 import { chooseAccelerator } from '../guest/qemu.ts';
 import { freePort, LocalVm, SSM_DOUBLE_ADDR } from '../guest/vm.ts';
+import { panicRetries } from '../guest/panic.ts';
 import type { Accelerator } from '../guest/qemu.ts';
 import { SsmDouble } from '../boottest/parameter-store-double.ts';
 import { assertConfigured, firstbootSettled, firstbootStatus, tokenLeaks, waitForAgent } from '../boottest/guest-state.ts';
@@ -319,16 +320,16 @@ async function stepBuild(ctx: Ctx): Promise<{ manifestPath: string; manifest: Bu
     const disk = join(ctx.work, 'build-instance.qcow2');
     // Under TCG a guest's kernel panics now and then (scripts/lib/guest/panic.ts): a build whose
     // instance's guest panicked runs once more from the start, as the local bake does.
-    let bridge = new BuildInstanceBridge(bridgeOptions);
-    bridge.start(disk);
-    let r = await runScript(ctx, 'build', 'build.ts', ['--config', ctx.configFile]);
-    let b = await bridge.finish();
-    if (r.code !== 0 && b.panic && accel.accel === 'tcg') {
-      ctx.log(`warning: the build instance's guest panicked ("${b.panic}") and the build failed (log ${r.logFile}); under TCG the build runs once more`);
-      bridge = new BuildInstanceBridge(bridgeOptions);
+    const attempt = async (log: string) => {
+      const bridge = new BuildInstanceBridge(bridgeOptions);
       bridge.start(disk);
-      r = await runScript(ctx, 'build-after-panic', 'build.ts', ['--config', ctx.configFile]);
-      b = await bridge.finish();
+      const r = await runScript(ctx, log, 'build.ts', ['--config', ctx.configFile]);
+      return { bridge, r, b: await bridge.finish() };
+    };
+    let { bridge, r, b } = await attempt('build');
+    if (r.code !== 0 && b.panic && panicRetries(accel.accel) > 0) {
+      ctx.log(`warning: the build instance's guest panicked ("${b.panic}") and the build failed (log ${r.logFile}); under TCG the build runs once more`);
+      ({ bridge, r, b } = await attempt('build-after-panic'));
     }
     check(ctx, 'build', 'the build instance bridge ran without error', !bridge.failure, bridge.failure?.message ?? '');
     if (!check(ctx, 'build', 'npm run build -- --target aws succeeds against the emulator', r.code === 0, `exit ${r.code}, log ${r.logFile}`)) return null;
